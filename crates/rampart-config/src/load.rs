@@ -1,0 +1,521 @@
+//! `load`: text → `ValidatedConfig`, or every error found, each with its key path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+use serde::de::DeserializeOwned;
+
+use crate::origin::{OriginPattern, parse_origin_pattern};
+use crate::types::{Config, CorsPolicy, HeaderEdits, Listener, Route, SecurityHeaders};
+
+/// One problem with a config, at a key path as TOML names it (`route[2].upstream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path; empty for the file as a whole.
+    pub path: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a config file was refused: every error found, in file order where possible.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LoadError {
+    /// The file that was read.
+    pub file: PathBuf,
+    /// The problems, each with its key path.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} error(s)", self.file.display(), self.errors.len())?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A config that passed every check. `load` is the only way to get one.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    config: Config,
+    source: PathBuf,
+    warnings: Vec<ConfigError>,
+    cors_origins: HashMap<String, Vec<OriginPattern>>,
+}
+
+impl std::ops::Deref for ValidatedConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
+}
+
+impl ValidatedConfig {
+    /// The file this config was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Things that are allowed but probably not what was meant.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
+    /// The parsed `allow_origins` of a CORS policy.
+    pub fn cors_origins(&self, policy: &str) -> &[OriginPattern] {
+        self.cors_origins.get(policy).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The CORS policy of that name.
+    pub fn cors_policy(&self, name: &str) -> Option<&CorsPolicy> {
+        self.config.cors.iter().find(|c| c.name == name)
+    }
+}
+
+/// Reads, parses and validates a config file. Relative paths inside it are resolved against
+/// the file's folder.
+pub fn load(path: &Path) -> Result<ValidatedConfig, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        file: path.to_owned(),
+        errors: vec![ConfigError { path: String::new(), message: format!("cannot read the file: {e}") }],
+    })?;
+    load_str(&text, path)
+}
+
+/// Parses and validates config text as if read from `path` (used for relative paths and
+/// messages only; nothing is read).
+pub fn load_str(text: &str, path: &Path) -> Result<ValidatedConfig, LoadError> {
+    let fail = |errors| LoadError { file: path.to_owned(), errors };
+    let doc: toml::Table = toml::from_str(text).map_err(|e| {
+        fail(vec![ConfigError { path: String::new(), message: format!("not valid TOML: {}", e.to_string().trim()) }])
+    })?;
+    let mut errors = Vec::new();
+    let mut config = match parse_sections(doc, &mut errors) {
+        Some(c) if errors.is_empty() => c,
+        _ => return Err(fail(errors)),
+    };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve_paths(&mut config, &base);
+    let mut warnings = Vec::new();
+    let cors_origins = validate(&config, &mut errors, &mut warnings);
+    if !errors.is_empty() {
+        return Err(fail(errors));
+    }
+    Ok(ValidatedConfig { config, source: path.to_owned(), warnings, cors_origins })
+}
+
+const TOP_LEVEL_KEYS: &[&str] =
+    &["version", "data_dir", "admin", "listener", "limits", "events", "security_headers", "cors", "route"];
+
+/// Deserializes section by section and array element by array element, so one mistake does
+/// not hide the next.
+fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> Option<Config> {
+    for key in doc.keys() {
+        if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+            errors.push(unknown_key(key, key, TOP_LEVEL_KEYS));
+        }
+    }
+    let version = match doc.remove("version") {
+        None => {
+            errors.push(err("version", "missing; the first line of the file should be `version = 1`"));
+            None
+        }
+        Some(v) => de::<u32>(v, "version", errors),
+    };
+    let mut one = |key: &str| doc.remove(key);
+    let data_dir = one("data_dir").and_then(|v| de(v, "data_dir", errors));
+    let admin = one("admin").map(|v| de(v, "admin", errors));
+    let limits = one("limits").map(|v| de(v, "limits", errors));
+    let events = one("events").map(|v| de(v, "events", errors));
+    let security_headers = one("security_headers").map(|v| de(v, "security_headers", errors));
+    let listener = list::<Listener>(one("listener"), "listener", errors);
+    let cors = list::<CorsPolicy>(one("cors"), "cors", errors);
+    let route = list::<Route>(one("route"), "route", errors);
+    Some(Config {
+        version: version?,
+        data_dir: data_dir.unwrap_or_else(|| PathBuf::from("./rampart-data")),
+        admin: admin.unwrap_or_else(|| Some(Default::default()))?,
+        listener: listener?,
+        limits: limits.unwrap_or_else(|| Some(Default::default()))?,
+        events: events.unwrap_or_else(|| Some(Default::default()))?,
+        security_headers: security_headers.unwrap_or_else(|| Some(Default::default()))?,
+        cors: cors?,
+        route: route?,
+    })
+}
+
+fn list<T: DeserializeOwned>(value: Option<toml::Value>, key: &str, errors: &mut Vec<ConfigError>) -> Option<Vec<T>> {
+    let Some(value) = value else { return Some(Vec::new()) };
+    let toml::Value::Array(items) = value else {
+        errors.push(err(key, &format!("expected a list of tables (write `[[{key}]]`)")));
+        return None;
+    };
+    let before = errors.len();
+    let parsed: Vec<Option<T>> =
+        items.into_iter().enumerate().map(|(i, v)| de(v, &format!("{key}[{i}]"), errors)).collect();
+    if errors.len() > before { None } else { parsed.into_iter().collect() }
+}
+
+fn de<T: DeserializeOwned>(value: toml::Value, prefix: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let mut path = prefix.to_owned();
+            for segment in e.path().iter() {
+                match segment {
+                    serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                    serde_path_to_error::Segment::Map { key } => {
+                        path.push('.');
+                        path.push_str(key);
+                    }
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        path.push('.');
+                        path.push_str(variant);
+                    }
+                    serde_path_to_error::Segment::Unknown => path.push_str(".?"),
+                }
+            }
+            errors.push(ConfigError { path, message: tidy_serde_message(&e.inner().to_string()) });
+            None
+        }
+    }
+}
+
+/// serde's messages are good; toml appends position hints we do not need on a value error.
+fn tidy_serde_message(message: &str) -> String {
+    let m = message.trim();
+    let m = m.strip_suffix('\n').unwrap_or(m);
+    m.lines().next().unwrap_or(m).to_owned()
+}
+
+fn err(path: &str, message: &str) -> ConfigError {
+    ConfigError { path: path.to_owned(), message: message.to_owned() }
+}
+
+fn unknown_key(path: &str, key: &str, known: &[&str]) -> ConfigError {
+    let hint = known
+        .iter()
+        .map(|k| (edit_distance(k, key), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    err(path, &format!("unknown key `{key}`{hint}"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn resolve_paths(config: &mut Config, base: &Path) {
+    if config.data_dir.is_relative() {
+        config.data_dir = base.join(&config.data_dir);
+    }
+    let sink = &mut config.events.sink;
+    if sink != "stdout" && sink != "stderr" && Path::new(sink.as_str()).is_relative() {
+        *sink = base.join(sink.as_str()).to_string_lossy().into_owned();
+    }
+}
+
+fn validate(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) -> HashMap<String, Vec<OriginPattern>> {
+    if config.version != 1 {
+        errors.push(err("version", &format!("unsupported version {}; this Rampart reads version 1", config.version)));
+    }
+    validate_listeners(config, errors, warnings);
+    validate_limits(config, errors, warnings);
+    if config.events.sink.trim().is_empty() {
+        errors.push(err("events.sink", "empty; use \"stdout\", \"stderr\" or a file path"));
+    }
+    validate_security_headers(&config.security_headers, "security_headers", errors);
+    let cors = validate_cors(&config.cors, errors);
+    validate_routes(config, errors, warnings);
+    cors
+}
+
+fn check_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        errors.push(err(path, "names are 1 to 64 characters of letters, digits, '-', '_' and '.'"));
+    }
+}
+
+fn duplicates<'a>(names: impl Iterator<Item = &'a str>, key: &str, what: &str, errors: &mut Vec<ConfigError>) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in names.enumerate() {
+        if let Some(first) = seen.insert(name, i) {
+            errors.push(err(
+                &format!("{key}[{i}].name"),
+                &format!("duplicate {what} name {name:?} (also {key}[{first}])"),
+            ));
+            seen.insert(name, first);
+        }
+    }
+}
+
+fn validate_listeners(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+    if config.listener.is_empty() {
+        errors.push(err("listener", "at least one [[listener]] is required"));
+    }
+    duplicates(config.listener.iter().map(|l| l.name.as_str()), "listener", "listener", errors);
+    let mut binds = BTreeMap::new();
+    for (i, l) in config.listener.iter().enumerate() {
+        check_name(&l.name, &format!("listener[{i}].name"), errors);
+        if let Some(first) = binds.insert(l.bind, i) {
+            errors.push(err(&format!("listener[{i}].bind"), &format!("{} is already used by listener[{first}]", l.bind)));
+        }
+        if l.bind == config.admin.bind {
+            errors.push(err(&format!("listener[{i}].bind"), "same address as admin.bind"));
+        }
+        if l.firewall.allow.is_empty() {
+            warnings.push(err(&format!("listener[{i}].firewall.allow"), "empty: this listener refuses everyone"));
+        }
+    }
+    if !config.admin.bind.ip().is_loopback() {
+        warnings.push(err(
+            "admin.bind",
+            "not a loopback address: metrics and health endpoints are reachable from the network",
+        ));
+    }
+}
+
+fn validate_limits(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+    let l = &config.limits;
+    if !(1024..=1024 * 1024).contains(&l.max_header_bytes) {
+        errors.push(err("limits.max_header_bytes", "must be between 1024 and 1048576"));
+    }
+    if l.max_body_bytes == 0 {
+        errors.push(err("limits.max_body_bytes", "must be at least 1"));
+    }
+    for (key, d) in [
+        ("header_read_timeout", l.header_read_timeout),
+        ("idle_timeout", l.idle_timeout),
+        ("upstream_connect_timeout", l.upstream_connect_timeout),
+        ("upstream_timeout", l.upstream_timeout),
+    ] {
+        if d.get().is_zero() {
+            errors.push(err(&format!("limits.{key}"), "must be longer than 0"));
+        }
+    }
+    if l.max_connections == 0 {
+        errors.push(err("limits.max_connections", "must be at least 1"));
+    }
+    if l.max_connections_per_ip == 0 {
+        errors.push(err("limits.max_connections_per_ip", "must be at least 1"));
+    } else if l.max_connections_per_ip > l.max_connections {
+        warnings.push(err("limits.max_connections_per_ip", "larger than limits.max_connections"));
+    }
+}
+
+fn validate_security_headers(h: &SecurityHeaders, prefix: &str, errors: &mut Vec<ConfigError>) {
+    for (key, value) in [
+        ("referrer_policy", &h.referrer_policy),
+        ("frame_options", &h.frame_options),
+        ("content_security_policy", &h.content_security_policy),
+        ("strict_transport_security", &h.strict_transport_security),
+        ("cross_origin_opener_policy", &h.cross_origin_opener_policy),
+        ("permissions_policy", &h.permissions_policy),
+    ] {
+        if let Some(v) = value
+            && HeaderValue::from_str(v).is_err()
+        {
+            errors.push(err(&format!("{prefix}.{key}"), "not a valid header value (control characters?)"));
+        }
+    }
+}
+
+fn validate_cors(policies: &[CorsPolicy], errors: &mut Vec<ConfigError>) -> HashMap<String, Vec<OriginPattern>> {
+    duplicates(policies.iter().map(|c| c.name.as_str()), "cors", "CORS policy", errors);
+    let mut out = HashMap::new();
+    for (i, c) in policies.iter().enumerate() {
+        let path = format!("cors[{i}]");
+        check_name(&c.name, &format!("{path}.name"), errors);
+        if c.allow_origins.is_empty() {
+            errors.push(err(&format!("{path}.allow_origins"), "empty: list the origins allowed"));
+        }
+        let mut origins = Vec::new();
+        for (j, o) in c.allow_origins.iter().enumerate() {
+            let opath = format!("{path}.allow_origins[{j}]");
+            match parse_origin_pattern(o) {
+                Ok(p) => {
+                    if c.allow_credentials && !matches!(p, OriginPattern::Exact(_)) {
+                        errors.push(err(
+                            &opath,
+                            &format!("{o:?} together with allow_credentials = true would let any matching site act as the user; list exact origins"),
+                        ));
+                    }
+                    origins.push(p);
+                }
+                Err(why) => errors.push(err(&opath, &why)),
+            }
+        }
+        for (j, m) in c.allow_methods.iter().enumerate() {
+            if Method::from_bytes(m.as_bytes()).is_err() || m.as_str() != m.to_ascii_uppercase() {
+                errors.push(err(&format!("{path}.allow_methods[{j}]"), &format!("{m:?} is not an HTTP method (upper case, like \"GET\")")));
+            }
+        }
+        for (key, list) in [("allow_headers", &c.allow_headers), ("expose_headers", &c.expose_headers)] {
+            for (j, h) in list.iter().enumerate() {
+                if h == "*" {
+                    errors.push(err(&format!("{path}.{key}[{j}]"), "\"*\" is refused: list the header names"));
+                } else if HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    errors.push(err(&format!("{path}.{key}[{j}]"), &format!("{h:?} is not a header name")));
+                }
+            }
+        }
+        out.insert(c.name.clone(), origins);
+    }
+    out
+}
+
+fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+    if config.route.is_empty() {
+        warnings.push(err("route", "no [[route]]: every request will get 404"));
+    }
+    duplicates(config.route.iter().map(|r| r.name.as_str()), "route", "route", errors);
+    let mut seen_matches: Vec<(usize, Option<String>, &str, Option<Vec<String>>)> = Vec::new();
+    for (i, r) in config.route.iter().enumerate() {
+        let path = format!("route[{i}]");
+        check_name(&r.name, &format!("{path}.name"), errors);
+        let upstreams = r.upstream.as_slice();
+        if upstreams.is_empty() {
+            errors.push(err(&format!("{path}.upstream"), "empty: give at least one upstream URL"));
+        }
+        for (j, u) in upstreams.iter().enumerate() {
+            let upath = if upstreams.len() == 1 && matches!(r.upstream, crate::OneOrMany::One(_)) {
+                format!("{path}.upstream")
+            } else {
+                format!("{path}.upstream[{j}]")
+            };
+            if let Err(why) = check_upstream_url(u) {
+                errors.push(err(&upath, &why));
+            }
+        }
+        let m = &r.match_;
+        if !m.path_prefix.starts_with('/') || m.path_prefix.contains(['?', '#']) {
+            errors.push(err(&format!("{path}.match.path_prefix"), "must start with '/' and hold no '?' or '#'"));
+        }
+        if let Some(host) = &m.host {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            let ok = !bare.is_empty()
+                && bare.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+                && !bare.contains('*');
+            if !ok {
+                errors.push(err(&format!("{path}.match.host"), "a host name without port, optionally starting with \"*.\""));
+            }
+        }
+        if let Some(methods) = &m.methods {
+            if methods.is_empty() {
+                errors.push(err(&format!("{path}.match.methods"), "empty: omit the key to take every method"));
+            }
+            for (j, me) in methods.iter().enumerate() {
+                if Method::from_bytes(me.as_bytes()).is_err() || me.as_str() != me.to_ascii_uppercase() {
+                    errors.push(err(&format!("{path}.match.methods[{j}]"), &format!("{me:?} is not an HTTP method (upper case)")));
+                }
+            }
+        }
+        let host_key = m.host.as_ref().map(|h| h.to_ascii_lowercase());
+        let mut methods_key = m.methods.clone();
+        if let Some(v) = methods_key.as_mut() {
+            v.sort();
+        }
+        if let Some((first, ..)) =
+            seen_matches.iter().find(|(_, h, p, ms)| *h == host_key && *p == m.path_prefix && *ms == methods_key)
+        {
+            errors.push(err(&format!("{path}.match"), &format!("same host, path_prefix and methods as route[{first}]")));
+        }
+        seen_matches.push((i, host_key, &m.path_prefix, methods_key));
+        if let Some(name) = &r.cors
+            && !config.cors.iter().any(|c| &c.name == name)
+        {
+            errors.push(err(&format!("{path}.cors"), &format!("no [[cors]] policy is named {name:?}")));
+        }
+        if let Some(allow) = &r.allow_from
+            && allow.is_empty()
+        {
+            errors.push(err(&format!("{path}.allow_from"), "empty: it would refuse everyone; omit the key to allow all"));
+        }
+        if let Some(t) = r.timeout
+            && t.get().is_zero()
+        {
+            errors.push(err(&format!("{path}.timeout"), "must be longer than 0"));
+        }
+        if let Some(max) = r.max_body_bytes
+            && (max == 0 || max > config.limits.max_body_bytes)
+        {
+            errors.push(err(
+                &format!("{path}.max_body_bytes"),
+                &format!("must be between 1 and limits.max_body_bytes ({})", config.limits.max_body_bytes),
+            ));
+        }
+        if r.passive_health.max_fails == 0 {
+            errors.push(err(&format!("{path}.passive_health.max_fails"), "must be at least 1"));
+        }
+        validate_header_edits(&r.request_headers, &format!("{path}.request_headers"), errors);
+        validate_header_edits(&r.response_headers, &format!("{path}.response_headers"), errors);
+        if let Some(h) = &r.security_headers {
+            validate_security_headers(h, &format!("{path}.security_headers"), errors);
+        }
+    }
+}
+
+fn check_upstream_url(u: &str) -> Result<(), String> {
+    let uri: Uri = u.parse().map_err(|_| format!("{u:?} is not a URL (write it like \"http://127.0.0.1:3000\")"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err("https upstreams are not supported yet; use http:// on a trusted network".to_owned());
+        }
+        _ => return Err(format!("{u:?} must start with http://")),
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(format!("{u:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{u:?} must not have a query string"));
+    }
+    Ok(())
+}
+
+fn validate_header_edits(edits: &HeaderEdits, path: &str, errors: &mut Vec<ConfigError>) {
+    for (name, value) in &edits.set {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.push(err(&format!("{path}.set.{name}"), "not a header name"));
+        } else if HeaderValue::from_str(value).is_err() {
+            errors.push(err(&format!("{path}.set.{name}"), "not a valid header value"));
+        }
+    }
+    for (j, name) in edits.remove.iter().enumerate() {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.push(err(&format!("{path}.remove[{j}]"), "not a header name"));
+        }
+    }
+}

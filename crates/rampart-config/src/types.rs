@@ -1,0 +1,392 @@
+//! The config file's types. They are the schema: every field is documented here, and the
+//! reference in `docs/config.md` is checked against these names by a test.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{CidrList, DurationStr, OneOrMany};
+
+/// The whole config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of the file; must be `1`.
+    pub version: u32,
+    /// Folder for state (databases, logs); relative to the config file. Default `./rampart-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The admin listener: metrics and health.
+    #[serde(default)]
+    pub admin: Admin,
+    /// Public listeners (`[[listener]]`); at least one.
+    #[serde(default)]
+    pub listener: Vec<Listener>,
+    /// Size and time limits of HTTP connections and requests.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Where security events and the access log go.
+    #[serde(default)]
+    pub events: Events,
+    /// Security headers added to every response.
+    #[serde(default)]
+    pub security_headers: SecurityHeaders,
+    /// Named CORS policies (`[[cors]]`), used by routes.
+    #[serde(default)]
+    pub cors: Vec<CorsPolicy>,
+    /// Routes (`[[route]]`): which requests go to which upstream, under which policies.
+    #[serde(default)]
+    pub route: Vec<Route>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./rampart-data")
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`). Default
+    /// `127.0.0.1:9901`; keep it on loopback or a private network.
+    #[serde(default = "default_admin_bind")]
+    pub bind: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin { bind: default_admin_bind() }
+    }
+}
+
+fn default_admin_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+
+/// `[[listener]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Unique name, used in events and metrics.
+    pub name: String,
+    /// Address and port to accept connections on (`"0.0.0.0:8080"`, `"[::]:8080"`).
+    pub bind: SocketAddr,
+    /// Connection firewall, evaluated at accept before any byte is read.
+    #[serde(default)]
+    pub firewall: Firewall,
+    /// Peers allowed to set `X-Forwarded-For`, `Forwarded` and `X-Request-Id`. From anyone
+    /// else those headers are replaced.
+    #[serde(default)]
+    pub trusted_proxies: CidrList,
+}
+
+/// A listener's `firewall = { allow = [...], deny = [...], mode = "enforce" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall {
+    /// Sources allowed to connect. Default: everyone (`0.0.0.0/0`, `::/0`).
+    #[serde(default = "allow_all")]
+    pub allow: CidrList,
+    /// Sources refused; deny wins over allow.
+    #[serde(default)]
+    pub deny: CidrList,
+    /// `enforce` closes refused connections; `detect` logs them and lets them in; `off`.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+impl Default for Firewall {
+    fn default() -> Self {
+        Firewall { allow: allow_all(), deny: CidrList::default(), mode: Mode::Enforce }
+    }
+}
+
+fn allow_all() -> CidrList {
+    CidrList(vec!["0.0.0.0/0".parse().expect("valid CIDR"), "::/0".parse().expect("valid CIDR")])
+}
+
+/// What a filtering control does with a request it would refuse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The control does nothing.
+    Off,
+    /// The control logs and counts what it would refuse, and lets it through.
+    Detect,
+    /// The control refuses.
+    #[default]
+    Enforce,
+}
+
+impl Mode {
+    /// The name used in events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Detect => "detect",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line and headers) in bytes; 431 beyond. Default 16384.
+    #[serde(default = "d_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest request body in bytes; 413 beyond, also for chunked bodies. Default 10 MiB.
+    /// A route may lower it.
+    #[serde(default = "d_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Time a client has to send a complete request head. Default `10s`.
+    #[serde(default = "d_header_read_timeout")]
+    pub header_read_timeout: DurationStr,
+    /// A keep-alive connection with no request in flight is closed after this. Default `60s`.
+    #[serde(default = "d_idle_timeout")]
+    pub idle_timeout: DurationStr,
+    /// Open client connections at most; beyond, new ones are closed at accept. Default 10000.
+    #[serde(default = "d_max_connections")]
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6 grouped by /64). Default 256.
+    #[serde(default = "d_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Time to open a connection to an upstream; 504 beyond. Default `5s`.
+    #[serde(default = "d_upstream_connect_timeout")]
+    pub upstream_connect_timeout: DurationStr,
+    /// Time for an upstream to start its response; 504 beyond. Default `60s`. A route may
+    /// set its own `timeout`.
+    #[serde(default = "d_upstream_timeout")]
+    pub upstream_timeout: DurationStr,
+    /// On SIGTERM, how long in-flight requests have to finish. Default `30s`.
+    #[serde(default = "d_drain_timeout")]
+    pub drain_timeout: DurationStr,
+}
+
+fn d_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn d_max_body_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn d_header_read_timeout() -> DurationStr {
+    Duration::from_secs(10).into()
+}
+fn d_idle_timeout() -> DurationStr {
+    Duration::from_secs(60).into()
+}
+fn d_max_connections() -> usize {
+    10_000
+}
+fn d_max_connections_per_ip() -> usize {
+    256
+}
+fn d_upstream_connect_timeout() -> DurationStr {
+    Duration::from_secs(5).into()
+}
+fn d_upstream_timeout() -> DurationStr {
+    Duration::from_secs(60).into()
+}
+fn d_drain_timeout() -> DurationStr {
+    Duration::from_secs(30).into()
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: d_max_header_bytes(),
+            max_body_bytes: d_max_body_bytes(),
+            header_read_timeout: d_header_read_timeout(),
+            idle_timeout: d_idle_timeout(),
+            max_connections: d_max_connections(),
+            max_connections_per_ip: d_max_connections_per_ip(),
+            upstream_connect_timeout: d_upstream_connect_timeout(),
+            upstream_timeout: d_upstream_timeout(),
+            drain_timeout: d_drain_timeout(),
+        }
+    }
+}
+
+/// `[events]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// `"stdout"`, `"stderr"` or a file path (relative to the config file); JSON lines.
+    #[serde(default = "d_sink")]
+    pub sink: String,
+}
+
+fn d_sink() -> String {
+    "stdout".to_owned()
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events { sink: d_sink() }
+    }
+}
+
+/// `[security_headers]` (global defaults) or a route's `security_headers = {...}`.
+///
+/// Globally, each header is added to responses that lack it; the upstream's own value is kept.
+/// On a route, the values given replace the upstream's (`override`), and `false`/`""` removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityHeaders {
+    /// `X-Content-Type-Options: nosniff`. Default on.
+    pub content_type_options: Option<bool>,
+    /// `Referrer-Policy` value. Default `strict-origin-when-cross-origin`; `""` sends none.
+    pub referrer_policy: Option<String>,
+    /// `X-Frame-Options` value (`DENY`, `SAMEORIGIN`). Default `DENY`; `""` sends none.
+    pub frame_options: Option<String>,
+    /// `Content-Security-Policy` value. Default `frame-ancestors 'none'`; `""` sends none.
+    pub content_security_policy: Option<String>,
+    /// `Strict-Transport-Security` value, sent on TLS listeners only. Default
+    /// `max-age=31536000; includeSubDomains`; `""` sends none.
+    pub strict_transport_security: Option<String>,
+    /// `Cross-Origin-Opener-Policy` value. Default none.
+    pub cross_origin_opener_policy: Option<String>,
+    /// `Permissions-Policy` value. Default none.
+    pub permissions_policy: Option<String>,
+}
+
+/// `[[cors]]`: a named CORS policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsPolicy {
+    /// Unique name, referenced by `route.cors` and `auth.cors`.
+    pub name: String,
+    /// Exact origins (`https://app.example.com`), `"*"`, or a pattern with one leading
+    /// wildcard label (`https://*.example.com`). `"null"` is refused.
+    pub allow_origins: Vec<String>,
+    /// Whether browsers may send cookies; refused together with `"*"` or patterns.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Methods allowed in preflights. Default `GET, HEAD, POST`.
+    #[serde(default = "d_cors_methods")]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed in preflights (case-insensitive). Default `Content-Type`.
+    #[serde(default = "d_cors_headers")]
+    pub allow_headers: Vec<String>,
+    /// Response headers scripts may read, beside `Retry-After`, `RateLimit`,
+    /// `RateLimit-Policy` and `X-Request-Id`, which are always exposed.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// How long browsers may cache a preflight. Default `10m`.
+    #[serde(default = "d_cors_max_age")]
+    pub max_age: DurationStr,
+}
+
+fn d_cors_methods() -> Vec<String> {
+    vec!["GET".into(), "HEAD".into(), "POST".into()]
+}
+fn d_cors_headers() -> Vec<String> {
+    vec!["Content-Type".into()]
+}
+fn d_cors_max_age() -> DurationStr {
+    Duration::from_secs(600).into()
+}
+
+/// `[[route]]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Unique name, used in events and metrics.
+    pub name: String,
+    /// Which requests this route takes; the longest matching `path_prefix` wins.
+    #[serde(rename = "match", default)]
+    pub match_: RouteMatch,
+    /// Upstream base URL(s), `http://host:port[/base]`; several are used round-robin.
+    pub upstream: OneOrMany<String>,
+    /// Name of a `[[cors]]` policy for this route.
+    pub cors: Option<String>,
+    /// Only these sources may use the route (403 otherwise).
+    pub allow_from: Option<CidrList>,
+    /// Mode of `allow_from`. Default `enforce`.
+    #[serde(default)]
+    pub allow_from_mode: Mode,
+    /// Remove the matched `path_prefix` before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Time for the upstream to start its response; overrides `limits.upstream_timeout`.
+    pub timeout: Option<DurationStr>,
+    /// Lower body cap for this route; cannot exceed `limits.max_body_bytes`.
+    pub max_body_bytes: Option<u64>,
+    /// Passive health of the route's upstreams.
+    #[serde(default)]
+    pub passive_health: PassiveHealth,
+    /// Headers set on (or removed from) the request to the upstream.
+    #[serde(default)]
+    pub request_headers: HeaderEdits,
+    /// Headers set on (or removed from) the response to the client.
+    #[serde(default)]
+    pub response_headers: HeaderEdits,
+    /// Security header values that replace the upstream's on this route.
+    pub security_headers: Option<SecurityHeaders>,
+}
+
+/// A route's `match = { host = "...", path_prefix = "/api/", methods = ["GET"] }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Host (without port), exact or with one leading wildcard label (`*.example.com`).
+    /// Absent: any host.
+    pub host: Option<String>,
+    /// Path prefix, matched on whole segments when it does not end in `/`. Default `/`.
+    #[serde(default = "d_prefix")]
+    pub path_prefix: String,
+    /// Methods taken by this route; others get 405 with `Allow`. Absent: all.
+    pub methods: Option<Vec<String>>,
+}
+
+fn d_prefix() -> String {
+    "/".to_owned()
+}
+
+impl Default for RouteMatch {
+    fn default() -> Self {
+        RouteMatch { host: None, path_prefix: d_prefix(), methods: None }
+    }
+}
+
+/// `passive_health = { max_fails = 1, fail_timeout = "10s" }`: after `max_fails` failures in
+/// a row (connection refused, reset, timeout), an upstream is skipped for `fail_timeout`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealth {
+    /// Failures in a row that take an upstream out. Default 1.
+    #[serde(default = "d_max_fails")]
+    pub max_fails: u32,
+    /// How long it stays out. Default `10s`.
+    #[serde(default = "d_fail_timeout")]
+    pub fail_timeout: DurationStr,
+}
+
+fn d_max_fails() -> u32 {
+    1
+}
+fn d_fail_timeout() -> DurationStr {
+    Duration::from_secs(10).into()
+}
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth { max_fails: d_max_fails(), fail_timeout: d_fail_timeout() }
+    }
+}
+
+/// `request_headers = { set = { "X-Env" = "prod" }, remove = ["X-Debug"] }`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// Headers to set, replacing any value.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Headers to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
