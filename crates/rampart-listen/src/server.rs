@@ -1,0 +1,229 @@
+//! The accept loop and one task per connection.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rampart_config::normalize_ip;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::conns::{ConnTracker, Refusal};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The HTTP limits a connection is served with, read from the config at accept.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request head; hyper refuses far larger heads itself, the handler answers 431
+    /// with a problem body for the rest.
+    pub max_header_bytes: usize,
+    /// Time to receive a complete HTTP/1 request head.
+    pub header_read_timeout: Duration,
+    /// Time a connection may sit with no request in flight.
+    pub idle_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections per client address group.
+    pub max_connections_per_ip: usize,
+}
+
+/// The verdict of a [`Gate`] on a new connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Admission {
+    /// Serve it with these limits.
+    Admit(HttpLimits),
+    /// Close it now.
+    Refuse(Refusal),
+}
+
+/// Decides on connections at accept, before any byte is read.
+pub trait Gate: Send + Sync + 'static {
+    /// Firewall and bans for a new connection from `peer` on `listener`.
+    fn admit(&self, listener: &str, peer: SocketAddr) -> Admission;
+    /// Told of every refused connection (for events and metrics).
+    fn refused(&self, listener: &str, peer: SocketAddr, why: Refusal);
+}
+
+/// Answers requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Response body type.
+    type Body: hyper::body::Body<Data = Bytes, Error = BoxError> + Send + 'static;
+    /// Answers one request; never fails (errors are responses).
+    fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> impl Future<Output = Response<Self::Body>> + Send;
+}
+
+/// What the handler knows of the connection a request came on.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// Process-unique connection number.
+    pub id: u64,
+    /// The listener's name.
+    pub listener: Arc<str>,
+    /// The TCP peer (IPv4-mapped addresses normalized).
+    pub peer: SocketAddr,
+    /// The local address the connection arrived on.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    started: Instant,
+    in_flight: AtomicUsize,
+    last_active_ms: AtomicU64,
+}
+
+impl ConnInfo {
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Acquire));
+        Some(self.started.elapsed().saturating_sub(last))
+    }
+
+    fn touch(&self) {
+        self.last_active_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Release);
+    }
+}
+
+/// Marks a request in flight for as long as it lives (also when its future is dropped).
+struct InFlight(Arc<ConnInfo>);
+
+impl InFlight {
+    fn new(conn: Arc<ConnInfo>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.touch();
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections on `listener` until `shutdown` is cancelled; every connection task is
+/// spawned on `tasks`, so the caller can wait for them to drain.
+pub async fn serve<G: Gate, H: Handler>(
+    listener: TcpListener,
+    name: Arc<str>,
+    gate: Arc<G>,
+    handler: Arc<H>,
+    conns: Arc<ConnTracker>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = %name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = SocketAddr::new(normalize_ip(peer.ip()), peer.port());
+        let limits = match gate.admit(&name, peer) {
+            Admission::Admit(limits) => limits,
+            Admission::Refuse(why) => {
+                gate.refused(&name, peer, why);
+                continue;
+            }
+        };
+        let guard = match conns.try_acquire(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+            Ok(g) => g,
+            Err(why) => {
+                gate.refused(&name, peer, why);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let info = Arc::new(ConnInfo {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+            listener: Arc::clone(&name),
+            peer,
+            local: stream.local_addr().ok().or(local).unwrap_or(peer),
+            tls: false,
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+        });
+        let handler = Arc::clone(&handler);
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            serve_connection(TokioIo::new(stream), info, limits, handler, shutdown).await;
+            drop(guard);
+        });
+    }
+}
+
+async fn serve_connection<I, H>(io: I, info: Arc<ConnInfo>, limits: HttpLimits, handler: Arc<H>, shutdown: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Handler,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper answers 431 itself past this; below it the handler checks the exact cap.
+        .max_buf_size((limits.max_header_bytes * 2).max(64 * 1024))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX))
+        .max_concurrent_streams(128);
+    let svc_info = Arc::clone(&info);
+    let service = service_fn(move |req: Request<Incoming>| {
+        let handler = Arc::clone(&handler);
+        let conn = Arc::clone(&svc_info);
+        async move {
+            let _in_flight = InFlight::new(Arc::clone(&conn));
+            Ok::<_, Infallible>(handler.handle(req, conn).await)
+        }
+    });
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let check_every = (limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(conn = info.id, peer = %info.peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = shutdown.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = tokio::time::sleep(check_every), if !closing => {
+                if info.idle_for().is_some_and(|idle| idle >= limits.idle_timeout) {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}

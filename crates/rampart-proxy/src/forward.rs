@@ -1,0 +1,331 @@
+//! The request to the upstream: hop-by-hop headers removed, forwarding headers set (believed
+//! only from trusted proxies), sent on a pooled keep-alive connection with timeouts, retried
+//! on another upstream only when nothing was sent.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::ProxyBody;
+use crate::route::RouteEntry;
+
+/// Why forwarding failed. Statuses: see [`ProxyError::status`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// No upstream could be connected to (refused, unreachable). Upstream → 502.
+    #[error("upstream connection failed: {0}")]
+    Connect(String),
+    /// Connecting took longer than `limits.upstream_connect_timeout`. Upstream → 504.
+    #[error("upstream connection timed out")]
+    ConnectTimeout,
+    /// The upstream did not start its response in time. Upstream → 504.
+    #[error("upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The upstream broke the exchange (reset, malformed response). Upstream → 502.
+    #[error("upstream exchange failed: {0}")]
+    Exchange(String),
+}
+
+impl ProxyError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            ProxyError::Connect(_) | ProxyError::Exchange(_) => http::StatusCode::BAD_GATEWAY,
+            ProxyError::ConnectTimeout | ProxyError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+/// What the gateway knows of the request that the upstream should be told.
+#[derive(Debug, Clone)]
+pub struct ForwardContext<'a> {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub peer_trusted: bool,
+    /// The client address (the peer, or the first untrusted hop behind trusted proxies).
+    pub client: IpAddr,
+    /// `http` or `https`, as the client spoke to the gateway.
+    pub proto: &'static str,
+    /// The normalized request path (what the route matched).
+    pub path: &'a str,
+    /// The request id, sent as `X-Request-Id`.
+    pub request_id: &'a str,
+}
+
+/// Sends requests to upstreams over pooled keep-alive connections.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, ProxyBody>,
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and their old spellings.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Forwarding headers replaced unless the peer is a trusted proxy.
+const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded", "x-real-ip"];
+
+impl Forwarder {
+    /// A forwarder whose connections time out after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Forwarder {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(512)
+            .build(http);
+        Forwarder { client }
+    }
+
+    /// Forwards a request to one of the route's upstreams. When the body is known to be empty,
+    /// a connection failure is retried on the next upstream, since nothing reached the first.
+    pub async fn forward(
+        &self,
+        route: &RouteEntry,
+        parts: http::request::Parts,
+        body: ProxyBody,
+        ctx: &ForwardContext<'_>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let replayable = body.is_end_stream();
+        let mut headers = parts.headers;
+        let host = headers.get(header::HOST).cloned().or_else(|| {
+            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        rewrite_request_headers(&mut headers, host.as_ref(), ctx);
+        for name in &route.request_headers.remove {
+            headers.remove(name.as_str());
+        }
+        for (name, value) in &route.request_headers.set {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                headers.insert(n, v);
+            }
+        }
+        let forwarded_path = if route.strip_prefix {
+            let rest = ctx.path.strip_prefix(route.path_prefix.trim_end_matches('/')).unwrap_or(ctx.path);
+            if rest.starts_with('/') { rest.to_owned() } else { format!("/{rest}") }
+        } else {
+            ctx.path.to_owned()
+        };
+        let query = parts.uri.query();
+        let mut body = Some(body);
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let Some(i) = route.upstreams.pick(&tried) else {
+                return Err(ProxyError::Connect("no upstream left to try".into()));
+            };
+            tried.push(i);
+            let up = route.upstreams.get(i);
+            let mut pq = String::with_capacity(up.base_path.len() + forwarded_path.len() + 1 + query.map_or(0, str::len));
+            pq.push_str(&up.base_path);
+            pq.push_str(&forwarded_path);
+            if let Some(q) = query {
+                pq.push('?');
+                pq.push_str(q);
+            }
+            let uri = Uri::builder()
+                .scheme(up.scheme.clone())
+                .authority(up.authority.clone())
+                .path_and_query(pq)
+                .build()
+                .map_err(|e| ProxyError::Exchange(format!("cannot build upstream URI: {e}")))?;
+            let this_body = match body.take() {
+                Some(b) => b,
+                None => Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync(),
+            };
+            let mut req = Request::new(this_body);
+            *req.method_mut() = parts.method.clone();
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_11;
+            *req.headers_mut() = headers.clone();
+            let outcome = tokio::time::timeout(route.timeout, self.client.request(req)).await;
+            match outcome {
+                Ok(Ok(mut resp)) => {
+                    route.upstreams.report(i, true);
+                    strip_hop_by_hop(resp.headers_mut());
+                    return Ok(resp);
+                }
+                Ok(Err(e)) if e.is_connect() => {
+                    route.upstreams.report(i, false);
+                    let err = if chain_has_timeout(&e) { ProxyError::ConnectTimeout } else { ProxyError::Connect(chain_text(&e)) };
+                    tracing::warn!(route = %route.name, upstream = %up.authority, error = %err, "upstream connect failed");
+                    if replayable && tried.len() < route.upstreams.len() {
+                        continue;
+                    }
+                    return Err(err);
+                }
+                Ok(Err(e)) => {
+                    route.upstreams.report(i, false);
+                    return Err(ProxyError::Exchange(chain_text(&e)));
+                }
+                Err(_) => {
+                    route.upstreams.report(i, false);
+                    return Err(ProxyError::Timeout(route.timeout));
+                }
+            }
+        }
+    }
+}
+
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn chain_has_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+fn rewrite_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>, ctx: &ForwardContext<'_>) {
+    strip_hop_by_hop(headers);
+    let peer = ctx.peer.to_string();
+    let host_str = host.and_then(|h| h.to_str().ok()).unwrap_or("");
+    let for_value = match ctx.peer {
+        IpAddr::V4(_) => peer.clone(),
+        IpAddr::V6(_) => format!("\"[{peer}]\""),
+    };
+    let forwarded_elem = format!("for={for_value};proto={};host=\"{}\"", ctx.proto, host_str.replace(['"', '\\'], ""));
+    if ctx.peer_trusted {
+        let prior_xff = joined(headers, "x-forwarded-for");
+        let xff = if prior_xff.is_empty() { peer.clone() } else { format!("{prior_xff}, {peer}") };
+        set(headers, "x-forwarded-for", &xff);
+        let prior_fwd = joined(headers, "forwarded");
+        let fwd = if prior_fwd.is_empty() { forwarded_elem } else { format!("{prior_fwd}, {forwarded_elem}") };
+        set(headers, "forwarded", &fwd);
+        if !headers.contains_key("x-forwarded-proto") {
+            set(headers, "x-forwarded-proto", ctx.proto);
+        }
+        if !headers.contains_key("x-forwarded-host") && !host_str.is_empty() {
+            set(headers, "x-forwarded-host", host_str);
+        }
+    } else {
+        for name in FORWARDING {
+            headers.remove(*name);
+        }
+        set(headers, "x-forwarded-for", &peer);
+        set(headers, "forwarded", &forwarded_elem);
+        set(headers, "x-forwarded-proto", ctx.proto);
+        if !host_str.is_empty() {
+            set(headers, "x-forwarded-host", host_str);
+        }
+    }
+    set(headers, "x-real-ip", &ctx.client.to_string());
+    set(headers, "x-request-id", ctx.request_id);
+    if let Some(h) = host {
+        headers.insert(header::HOST, h.clone());
+    }
+}
+
+fn joined(headers: &HeaderMap, name: &str) -> String {
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ")
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(trusted: bool) -> ForwardContext<'static> {
+        ForwardContext {
+            peer: "10.0.0.2".parse().unwrap(),
+            peer_trusted: trusted,
+            client: "203.0.113.5".parse().unwrap(),
+            proto: "http",
+            path: "/",
+            request_id: "rid-1",
+        }
+    }
+
+    fn base() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("forwarded", "for=6.6.6.6".parse().unwrap());
+        h.insert("connection", "keep-alive, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof_forwarding_headers() {
+        let mut h = base();
+        rewrite_request_headers(&mut h, Some(&HeaderValue::from_static("app.example.com")), &ctx(false));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert_eq!(h["forwarded"], "for=10.0.0.2;proto=http;host=\"app.example.com\"");
+        assert!(h.get("x-secret").is_none() && h.get("connection").is_none() && h.get("te").is_none());
+        assert_eq!(h["x-request-id"], "rid-1");
+    }
+
+    #[test]
+    fn trusted_peers_are_appended_to() {
+        let mut h = base();
+        rewrite_request_headers(&mut h, Some(&HeaderValue::from_static("app.example.com")), &ctx(true));
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], "for=6.6.6.6, for=10.0.0.2;proto=http;host=\"app.example.com\"");
+        assert_eq!(h["x-real-ip"], "203.0.113.5");
+    }
+}
