@@ -77,7 +77,10 @@ impl ValidatedConfig {
 
     /// The parsed `allow_origins` of a CORS policy.
     pub fn cors_origins(&self, policy: &str) -> &[OriginPattern] {
-        self.cors_origins.get(policy).map(Vec::as_slice).unwrap_or(&[])
+        self.cors_origins
+            .get(policy)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The CORS policy of that name.
@@ -91,7 +94,10 @@ impl ValidatedConfig {
 pub fn load(path: &Path) -> Result<ValidatedConfig, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|e| LoadError {
         file: path.to_owned(),
-        errors: vec![ConfigError { path: String::new(), message: format!("cannot read the file: {e}") }],
+        errors: vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
     })?;
     load_str(&text, path)
 }
@@ -99,31 +105,90 @@ pub fn load(path: &Path) -> Result<ValidatedConfig, LoadError> {
 /// Parses and validates config text as if read from `path` (used for relative paths and
 /// messages only; nothing is read).
 pub fn load_str(text: &str, path: &Path) -> Result<ValidatedConfig, LoadError> {
-    let fail = |errors| LoadError { file: path.to_owned(), errors };
+    let fail = |errors| LoadError {
+        file: path.to_owned(),
+        errors,
+    };
     let doc: toml::Table = toml::from_str(text).map_err(|e| {
-        fail(vec![ConfigError { path: String::new(), message: format!("not valid TOML: {}", e.to_string().trim()) }])
+        fail(vec![ConfigError {
+            path: String::new(),
+            message: format!("not valid TOML: {}", e.to_string().trim()),
+        }])
     })?;
     let mut errors = Vec::new();
-    let mut config = match parse_sections(doc, &mut errors) {
-        Some(c) if errors.is_empty() => c,
-        _ => return Err(fail(errors)),
-    };
+    let (mut config, positions) = parse_sections(doc, &mut errors);
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     resolve_paths(&mut config, &base);
     let mut warnings = Vec::new();
-    let cors_origins = validate(&config, &mut errors, &mut warnings);
+    // Semantic checks run on whatever parsed, so one typo does not hide the next mistake;
+    // their paths are mapped back to the positions in the file.
+    let mut semantic = Vec::new();
+    let cors_origins = validate(&config, &mut semantic, &mut warnings);
+    let parse_failed = |prefix: &str| {
+        errors
+            .iter()
+            .any(|e: &ConfigError| e.path.starts_with(prefix))
+    };
+    let (listeners_failed, cors_failed) = (parse_failed("listener["), parse_failed("cors["));
+    let semantic: Vec<ConfigError> = semantic
+        .into_iter()
+        .filter(|e| !(listeners_failed && e.path == "listener"))
+        .filter(|e| !(cors_failed && e.message.contains("no [[cors]] policy")))
+        .map(|e| positions.remap(e))
+        .collect();
+    errors.extend(semantic);
     if !errors.is_empty() {
         return Err(fail(errors));
     }
-    Ok(ValidatedConfig { config, source: path.to_owned(), warnings, cors_origins })
+    Ok(ValidatedConfig {
+        config,
+        source: path.to_owned(),
+        warnings,
+        cors_origins,
+    })
 }
 
-const TOP_LEVEL_KEYS: &[&str] =
-    &["version", "data_dir", "admin", "listener", "limits", "events", "security_headers", "cors", "route"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "version",
+    "data_dir",
+    "admin",
+    "listener",
+    "limits",
+    "events",
+    "security_headers",
+    "cors",
+    "route",
+];
+
+/// Where the parsed elements of each array stood in the file (elements that failed to parse
+/// are left out of the config).
+#[derive(Debug, Default)]
+struct Positions {
+    lists: Vec<(&'static str, Vec<usize>)>,
+}
+
+impl Positions {
+    fn remap(&self, mut e: ConfigError) -> ConfigError {
+        for (key, map) in &self.lists {
+            let Some(rest) = e.path.strip_prefix(key).and_then(|r| r.strip_prefix('[')) else {
+                continue;
+            };
+            let Some(end) = rest.find(']') else { continue };
+            let Ok(k) = rest[..end].parse::<usize>() else {
+                continue;
+            };
+            if let Some(orig) = map.get(k) {
+                e.path = format!("{key}[{orig}]{}", &rest[end + 1..]);
+            }
+            break;
+        }
+        e
+    }
+}
 
 /// Deserializes section by section and array element by array element, so one mistake does
-/// not hide the next.
-fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> Option<Config> {
+/// not hide the next. Sections that fail are replaced by their defaults (and the error kept).
+fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Config, Positions) {
     for key in doc.keys() {
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
             errors.push(unknown_key(key, key, TOP_LEVEL_KEYS));
@@ -131,53 +196,85 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> Option
     }
     let version = match doc.remove("version") {
         None => {
-            errors.push(err("version", "missing; the first line of the file should be `version = 1`"));
+            errors.push(err(
+                "version",
+                "missing; the first line of the file should be `version = 1`",
+            ));
             None
         }
         Some(v) => de::<u32>(v, "version", errors),
     };
     let mut one = |key: &str| doc.remove(key);
     let data_dir = one("data_dir").and_then(|v| de(v, "data_dir", errors));
-    let admin = one("admin").map(|v| de(v, "admin", errors));
-    let limits = one("limits").map(|v| de(v, "limits", errors));
-    let events = one("events").map(|v| de(v, "events", errors));
-    let security_headers = one("security_headers").map(|v| de(v, "security_headers", errors));
-    let listener = list::<Listener>(one("listener"), "listener", errors);
-    let cors = list::<CorsPolicy>(one("cors"), "cors", errors);
-    let route = list::<Route>(one("route"), "route", errors);
-    Some(Config {
-        version: version?,
+    let admin = one("admin").and_then(|v| de(v, "admin", errors));
+    let limits = one("limits").and_then(|v| de(v, "limits", errors));
+    let events = one("events").and_then(|v| de(v, "events", errors));
+    let security_headers = one("security_headers").and_then(|v| de(v, "security_headers", errors));
+    let (listener, listener_pos) = list::<Listener>(one("listener"), "listener", errors);
+    let (cors, cors_pos) = list::<CorsPolicy>(one("cors"), "cors", errors);
+    let (route, route_pos) = list::<Route>(one("route"), "route", errors);
+    let config = Config {
+        // A missing or unreadable version is already an error; 1 lets the other checks run.
+        version: version.unwrap_or(1),
         data_dir: data_dir.unwrap_or_else(|| PathBuf::from("./rampart-data")),
-        admin: admin.unwrap_or_else(|| Some(Default::default()))?,
-        listener: listener?,
-        limits: limits.unwrap_or_else(|| Some(Default::default()))?,
-        events: events.unwrap_or_else(|| Some(Default::default()))?,
-        security_headers: security_headers.unwrap_or_else(|| Some(Default::default()))?,
-        cors: cors?,
-        route: route?,
-    })
-}
-
-fn list<T: DeserializeOwned>(value: Option<toml::Value>, key: &str, errors: &mut Vec<ConfigError>) -> Option<Vec<T>> {
-    let Some(value) = value else { return Some(Vec::new()) };
-    let toml::Value::Array(items) = value else {
-        errors.push(err(key, &format!("expected a list of tables (write `[[{key}]]`)")));
-        return None;
+        admin: admin.unwrap_or_default(),
+        listener,
+        limits: limits.unwrap_or_default(),
+        events: events.unwrap_or_default(),
+        security_headers: security_headers.unwrap_or_default(),
+        cors,
+        route,
     };
-    let before = errors.len();
-    let parsed: Vec<Option<T>> =
-        items.into_iter().enumerate().map(|(i, v)| de(v, &format!("{key}[{i}]"), errors)).collect();
-    if errors.len() > before { None } else { parsed.into_iter().collect() }
+    let positions = Positions {
+        lists: vec![
+            ("listener", listener_pos),
+            ("cors", cors_pos),
+            ("route", route_pos),
+        ],
+    };
+    (config, positions)
 }
 
-fn de<T: DeserializeOwned>(value: toml::Value, prefix: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
+fn list<T: DeserializeOwned>(
+    value: Option<toml::Value>,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<T>, Vec<usize>) {
+    let Some(value) = value else {
+        return (Vec::new(), Vec::new());
+    };
+    let toml::Value::Array(items) = value else {
+        errors.push(err(
+            key,
+            &format!("expected a list of tables (write `[[{key}]]`)"),
+        ));
+        return (Vec::new(), Vec::new());
+    };
+    let mut parsed = Vec::new();
+    let mut positions = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        if let Some(t) = de(v, &format!("{key}[{i}]"), errors) {
+            parsed.push(t);
+            positions.push(i);
+        }
+    }
+    (parsed, positions)
+}
+
+fn de<T: DeserializeOwned>(
+    value: toml::Value,
+    prefix: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Some(v),
         Err(e) => {
             let mut path = prefix.to_owned();
             for segment in e.path().iter() {
                 match segment {
-                    serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                    serde_path_to_error::Segment::Seq { index } => {
+                        path.push_str(&format!("[{index}]"))
+                    }
                     serde_path_to_error::Segment::Map { key } => {
                         path.push('.');
                         path.push_str(key);
@@ -189,7 +286,10 @@ fn de<T: DeserializeOwned>(value: toml::Value, prefix: &str, errors: &mut Vec<Co
                     serde_path_to_error::Segment::Unknown => path.push_str(".?"),
                 }
             }
-            errors.push(ConfigError { path, message: tidy_serde_message(&e.inner().to_string()) });
+            errors.push(ConfigError {
+                path,
+                message: tidy_serde_message(&e.inner().to_string()),
+            });
             None
         }
     }
@@ -203,7 +303,10 @@ fn tidy_serde_message(message: &str) -> String {
 }
 
 fn err(path: &str, message: &str) -> ConfigError {
-    ConfigError { path: path.to_owned(), message: message.to_owned() }
+    ConfigError {
+        path: path.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 fn unknown_key(path: &str, key: &str, known: &[&str]) -> ConfigError {
@@ -223,7 +326,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -246,12 +351,21 @@ fn validate(
     warnings: &mut Vec<ConfigError>,
 ) -> HashMap<String, Vec<OriginPattern>> {
     if config.version != 1 {
-        errors.push(err("version", &format!("unsupported version {}; this Rampart reads version 1", config.version)));
+        errors.push(err(
+            "version",
+            &format!(
+                "unsupported version {}; this Rampart reads version 1",
+                config.version
+            ),
+        ));
     }
     validate_listeners(config, errors, warnings);
     validate_limits(config, errors, warnings);
     if config.events.sink.trim().is_empty() {
-        errors.push(err("events.sink", "empty; use \"stdout\", \"stderr\" or a file path"));
+        errors.push(err(
+            "events.sink",
+            "empty; use \"stdout\", \"stderr\" or a file path",
+        ));
     }
     validate_security_headers(&config.security_headers, "security_headers", errors);
     let cors = validate_cors(&config.cors, errors);
@@ -262,13 +376,23 @@ fn validate(
 fn check_name(name: &str, path: &str, errors: &mut Vec<ConfigError>) {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !ok {
-        errors.push(err(path, "names are 1 to 64 characters of letters, digits, '-', '_' and '.'"));
+        errors.push(err(
+            path,
+            "names are 1 to 64 characters of letters, digits, '-', '_' and '.'",
+        ));
     }
 }
 
-fn duplicates<'a>(names: impl Iterator<Item = &'a str>, key: &str, what: &str, errors: &mut Vec<ConfigError>) {
+fn duplicates<'a>(
+    names: impl Iterator<Item = &'a str>,
+    key: &str,
+    what: &str,
+    errors: &mut Vec<ConfigError>,
+) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, name) in names.enumerate() {
         if let Some(first) = seen.insert(name, i) {
@@ -281,22 +405,42 @@ fn duplicates<'a>(names: impl Iterator<Item = &'a str>, key: &str, what: &str, e
     }
 }
 
-fn validate_listeners(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+fn validate_listeners(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) {
     if config.listener.is_empty() {
         errors.push(err("listener", "at least one [[listener]] is required"));
     }
-    duplicates(config.listener.iter().map(|l| l.name.as_str()), "listener", "listener", errors);
+    duplicates(
+        config.listener.iter().map(|l| l.name.as_str()),
+        "listener",
+        "listener",
+        errors,
+    );
     let mut binds = BTreeMap::new();
     for (i, l) in config.listener.iter().enumerate() {
         check_name(&l.name, &format!("listener[{i}].name"), errors);
-        if let Some(first) = binds.insert(l.bind, i) {
-            errors.push(err(&format!("listener[{i}].bind"), &format!("{} is already used by listener[{first}]", l.bind)));
+        if l.bind.port() == 0 {
+            // Port 0: the system picks a free port; no clash possible.
+        } else if let Some(first) = binds.insert(l.bind, i) {
+            errors.push(err(
+                &format!("listener[{i}].bind"),
+                &format!("{} is already used by listener[{first}]", l.bind),
+            ));
         }
-        if l.bind == config.admin.bind {
-            errors.push(err(&format!("listener[{i}].bind"), "same address as admin.bind"));
+        if l.bind == config.admin.bind && l.bind.port() != 0 {
+            errors.push(err(
+                &format!("listener[{i}].bind"),
+                "same address as admin.bind",
+            ));
         }
         if l.firewall.allow.is_empty() {
-            warnings.push(err(&format!("listener[{i}].firewall.allow"), "empty: this listener refuses everyone"));
+            warnings.push(err(
+                &format!("listener[{i}].firewall.allow"),
+                "empty: this listener refuses everyone",
+            ));
         }
     }
     if !config.admin.bind.ip().is_loopback() {
@@ -307,10 +451,17 @@ fn validate_listeners(config: &Config, errors: &mut Vec<ConfigError>, warnings: 
     }
 }
 
-fn validate_limits(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+fn validate_limits(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) {
     let l = &config.limits;
     if !(1024..=1024 * 1024).contains(&l.max_header_bytes) {
-        errors.push(err("limits.max_header_bytes", "must be between 1024 and 1048576"));
+        errors.push(err(
+            "limits.max_header_bytes",
+            "must be between 1024 and 1048576",
+        ));
     }
     if l.max_body_bytes == 0 {
         errors.push(err("limits.max_body_bytes", "must be at least 1"));
@@ -331,7 +482,10 @@ fn validate_limits(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mu
     if l.max_connections_per_ip == 0 {
         errors.push(err("limits.max_connections_per_ip", "must be at least 1"));
     } else if l.max_connections_per_ip > l.max_connections {
-        warnings.push(err("limits.max_connections_per_ip", "larger than limits.max_connections"));
+        warnings.push(err(
+            "limits.max_connections_per_ip",
+            "larger than limits.max_connections",
+        ));
     }
 }
 
@@ -347,19 +501,33 @@ fn validate_security_headers(h: &SecurityHeaders, prefix: &str, errors: &mut Vec
         if let Some(v) = value
             && HeaderValue::from_str(v).is_err()
         {
-            errors.push(err(&format!("{prefix}.{key}"), "not a valid header value (control characters?)"));
+            errors.push(err(
+                &format!("{prefix}.{key}"),
+                "not a valid header value (control characters?)",
+            ));
         }
     }
 }
 
-fn validate_cors(policies: &[CorsPolicy], errors: &mut Vec<ConfigError>) -> HashMap<String, Vec<OriginPattern>> {
-    duplicates(policies.iter().map(|c| c.name.as_str()), "cors", "CORS policy", errors);
+fn validate_cors(
+    policies: &[CorsPolicy],
+    errors: &mut Vec<ConfigError>,
+) -> HashMap<String, Vec<OriginPattern>> {
+    duplicates(
+        policies.iter().map(|c| c.name.as_str()),
+        "cors",
+        "CORS policy",
+        errors,
+    );
     let mut out = HashMap::new();
     for (i, c) in policies.iter().enumerate() {
         let path = format!("cors[{i}]");
         check_name(&c.name, &format!("{path}.name"), errors);
         if c.allow_origins.is_empty() {
-            errors.push(err(&format!("{path}.allow_origins"), "empty: list the origins allowed"));
+            errors.push(err(
+                &format!("{path}.allow_origins"),
+                "empty: list the origins allowed",
+            ));
         }
         let mut origins = Vec::new();
         for (j, o) in c.allow_origins.iter().enumerate() {
@@ -379,15 +547,27 @@ fn validate_cors(policies: &[CorsPolicy], errors: &mut Vec<ConfigError>) -> Hash
         }
         for (j, m) in c.allow_methods.iter().enumerate() {
             if Method::from_bytes(m.as_bytes()).is_err() || m.as_str() != m.to_ascii_uppercase() {
-                errors.push(err(&format!("{path}.allow_methods[{j}]"), &format!("{m:?} is not an HTTP method (upper case, like \"GET\")")));
+                errors.push(err(
+                    &format!("{path}.allow_methods[{j}]"),
+                    &format!("{m:?} is not an HTTP method (upper case, like \"GET\")"),
+                ));
             }
         }
-        for (key, list) in [("allow_headers", &c.allow_headers), ("expose_headers", &c.expose_headers)] {
+        for (key, list) in [
+            ("allow_headers", &c.allow_headers),
+            ("expose_headers", &c.expose_headers),
+        ] {
             for (j, h) in list.iter().enumerate() {
                 if h == "*" {
-                    errors.push(err(&format!("{path}.{key}[{j}]"), "\"*\" is refused: list the header names"));
+                    errors.push(err(
+                        &format!("{path}.{key}[{j}]"),
+                        "\"*\" is refused: list the header names",
+                    ));
                 } else if HeaderName::from_bytes(h.as_bytes()).is_err() {
-                    errors.push(err(&format!("{path}.{key}[{j}]"), &format!("{h:?} is not a header name")));
+                    errors.push(err(
+                        &format!("{path}.{key}[{j}]"),
+                        &format!("{h:?} is not a header name"),
+                    ));
                 }
             }
         }
@@ -396,18 +576,30 @@ fn validate_cors(policies: &[CorsPolicy], errors: &mut Vec<ConfigError>) -> Hash
     out
 }
 
-fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mut Vec<ConfigError>) {
+fn validate_routes(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) {
     if config.route.is_empty() {
         warnings.push(err("route", "no [[route]]: every request will get 404"));
     }
-    duplicates(config.route.iter().map(|r| r.name.as_str()), "route", "route", errors);
+    duplicates(
+        config.route.iter().map(|r| r.name.as_str()),
+        "route",
+        "route",
+        errors,
+    );
     let mut seen_matches: Vec<(usize, Option<String>, &str, Option<Vec<String>>)> = Vec::new();
     for (i, r) in config.route.iter().enumerate() {
         let path = format!("route[{i}]");
         check_name(&r.name, &format!("{path}.name"), errors);
         let upstreams = r.upstream.as_slice();
         if upstreams.is_empty() {
-            errors.push(err(&format!("{path}.upstream"), "empty: give at least one upstream URL"));
+            errors.push(err(
+                &format!("{path}.upstream"),
+                "empty: give at least one upstream URL",
+            ));
         }
         for (j, u) in upstreams.iter().enumerate() {
             let upath = if upstreams.len() == 1 && matches!(r.upstream, crate::OneOrMany::One(_)) {
@@ -421,24 +613,40 @@ fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mu
         }
         let m = &r.match_;
         if !m.path_prefix.starts_with('/') || m.path_prefix.contains(['?', '#']) {
-            errors.push(err(&format!("{path}.match.path_prefix"), "must start with '/' and hold no '?' or '#'"));
+            errors.push(err(
+                &format!("{path}.match.path_prefix"),
+                "must start with '/' and hold no '?' or '#'",
+            ));
         }
         if let Some(host) = &m.host {
             let bare = host.strip_prefix("*.").unwrap_or(host);
             let ok = !bare.is_empty()
-                && bare.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+                && bare
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
                 && !bare.contains('*');
             if !ok {
-                errors.push(err(&format!("{path}.match.host"), "a host name without port, optionally starting with \"*.\""));
+                errors.push(err(
+                    &format!("{path}.match.host"),
+                    "a host name without port, optionally starting with \"*.\"",
+                ));
             }
         }
         if let Some(methods) = &m.methods {
             if methods.is_empty() {
-                errors.push(err(&format!("{path}.match.methods"), "empty: omit the key to take every method"));
+                errors.push(err(
+                    &format!("{path}.match.methods"),
+                    "empty: omit the key to take every method",
+                ));
             }
             for (j, me) in methods.iter().enumerate() {
-                if Method::from_bytes(me.as_bytes()).is_err() || me.as_str() != me.to_ascii_uppercase() {
-                    errors.push(err(&format!("{path}.match.methods[{j}]"), &format!("{me:?} is not an HTTP method (upper case)")));
+                if Method::from_bytes(me.as_bytes()).is_err()
+                    || me.as_str() != me.to_ascii_uppercase()
+                {
+                    errors.push(err(
+                        &format!("{path}.match.methods[{j}]"),
+                        &format!("{me:?} is not an HTTP method (upper case)"),
+                    ));
                 }
             }
         }
@@ -447,21 +655,31 @@ fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mu
         if let Some(v) = methods_key.as_mut() {
             v.sort();
         }
-        if let Some((first, ..)) =
-            seen_matches.iter().find(|(_, h, p, ms)| *h == host_key && *p == m.path_prefix && *ms == methods_key)
+        if let Some((first, ..)) = seen_matches
+            .iter()
+            .find(|(_, h, p, ms)| *h == host_key && *p == m.path_prefix && *ms == methods_key)
         {
-            errors.push(err(&format!("{path}.match"), &format!("same host, path_prefix and methods as route[{first}]")));
+            errors.push(err(
+                &format!("{path}.match"),
+                &format!("same host, path_prefix and methods as route[{first}]"),
+            ));
         }
         seen_matches.push((i, host_key, &m.path_prefix, methods_key));
         if let Some(name) = &r.cors
             && !config.cors.iter().any(|c| &c.name == name)
         {
-            errors.push(err(&format!("{path}.cors"), &format!("no [[cors]] policy is named {name:?}")));
+            errors.push(err(
+                &format!("{path}.cors"),
+                &format!("no [[cors]] policy is named {name:?}"),
+            ));
         }
         if let Some(allow) = &r.allow_from
             && allow.is_empty()
         {
-            errors.push(err(&format!("{path}.allow_from"), "empty: it would refuse everyone; omit the key to allow all"));
+            errors.push(err(
+                &format!("{path}.allow_from"),
+                "empty: it would refuse everyone; omit the key to allow all",
+            ));
         }
         if let Some(t) = r.timeout
             && t.get().is_zero()
@@ -473,14 +691,28 @@ fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mu
         {
             errors.push(err(
                 &format!("{path}.max_body_bytes"),
-                &format!("must be between 1 and limits.max_body_bytes ({})", config.limits.max_body_bytes),
+                &format!(
+                    "must be between 1 and limits.max_body_bytes ({})",
+                    config.limits.max_body_bytes
+                ),
             ));
         }
         if r.passive_health.max_fails == 0 {
-            errors.push(err(&format!("{path}.passive_health.max_fails"), "must be at least 1"));
+            errors.push(err(
+                &format!("{path}.passive_health.max_fails"),
+                "must be at least 1",
+            ));
         }
-        validate_header_edits(&r.request_headers, &format!("{path}.request_headers"), errors);
-        validate_header_edits(&r.response_headers, &format!("{path}.response_headers"), errors);
+        validate_header_edits(
+            &r.request_headers,
+            &format!("{path}.request_headers"),
+            errors,
+        );
+        validate_header_edits(
+            &r.response_headers,
+            &format!("{path}.response_headers"),
+            errors,
+        );
         if let Some(h) = &r.security_headers {
             validate_security_headers(h, &format!("{path}.security_headers"), errors);
         }
@@ -488,11 +720,16 @@ fn validate_routes(config: &Config, errors: &mut Vec<ConfigError>, warnings: &mu
 }
 
 fn check_upstream_url(u: &str) -> Result<(), String> {
-    let uri: Uri = u.parse().map_err(|_| format!("{u:?} is not a URL (write it like \"http://127.0.0.1:3000\")"))?;
+    let uri: Uri = u
+        .parse()
+        .map_err(|_| format!("{u:?} is not a URL (write it like \"http://127.0.0.1:3000\")"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            return Err("https upstreams are not supported yet; use http:// on a trusted network".to_owned());
+            return Err(
+                "https upstreams are not supported yet; use http:// on a trusted network"
+                    .to_owned(),
+            );
         }
         _ => return Err(format!("{u:?} must start with http://")),
     }
@@ -510,7 +747,10 @@ fn validate_header_edits(edits: &HeaderEdits, path: &str, errors: &mut Vec<Confi
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             errors.push(err(&format!("{path}.set.{name}"), "not a header name"));
         } else if HeaderValue::from_str(value).is_err() {
-            errors.push(err(&format!("{path}.set.{name}"), "not a valid header value"));
+            errors.push(err(
+                &format!("{path}.set.{name}"),
+                "not a valid header value",
+            ));
         }
     }
     for (j, name) in edits.remove.iter().enumerate() {

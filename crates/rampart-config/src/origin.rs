@@ -24,9 +24,16 @@ impl OriginPattern {
         match self {
             OriginPattern::Any => origin != "null",
             OriginPattern::Exact(o) => origin.eq_ignore_ascii_case(o),
-            OriginPattern::Subdomains { scheme, suffix, port } => {
+            OriginPattern::Subdomains {
+                scheme,
+                suffix,
+                port,
+            } => {
                 let origin = origin.to_ascii_lowercase();
-                let Some(rest) = origin.strip_prefix(scheme.as_str()).and_then(|r| r.strip_prefix("://")) else {
+                let Some(rest) = origin
+                    .strip_prefix(scheme.as_str())
+                    .and_then(|r| r.strip_prefix("://"))
+                else {
                     return false;
                 };
                 let (host, p) = match rest.rfind(':') {
@@ -36,7 +43,9 @@ impl OriginPattern {
                 p == port
                     && host.len() > suffix.len()
                     && host.ends_with(suffix.as_str())
-                    && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
             }
         }
     }
@@ -51,14 +60,16 @@ pub fn parse_origin_pattern(s: &str) -> Result<OriginPattern, String> {
         return Err("\"null\" is refused: sandboxed pages and local files all send it".to_owned());
     }
     let lower = s.to_ascii_lowercase();
-    let (scheme, rest) = lower
-        .split_once("://")
-        .ok_or_else(|| format!("{s:?} is not an origin (write it like \"https://app.example.com\")"))?;
+    let (scheme, rest) = lower.split_once("://").ok_or_else(|| {
+        format!("{s:?} is not an origin (write it like \"https://app.example.com\")")
+    })?;
     if scheme != "http" && scheme != "https" {
         return Err(format!("{s:?}: only http and https origins"));
     }
     if rest.contains('/') || rest.contains('?') || rest.contains('#') {
-        return Err(format!("{s:?}: an origin has no path (remove everything after the host and port)"));
+        return Err(format!(
+            "{s:?}: an origin has no path (remove everything after the host and port)"
+        ));
     }
     let (host, port) = match rest.rfind(':') {
         Some(i) if !rest.ends_with(']') => (&rest[..i], &rest[i + 1..]),
@@ -68,16 +79,28 @@ pub fn parse_origin_pattern(s: &str) -> Result<OriginPattern, String> {
         return Err(format!("{s:?}: invalid port"));
     }
     let default_port = (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
-    let port = if port.is_empty() || default_port { String::new() } else { format!(":{port}") };
+    let port = if port.is_empty() || default_port {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
     if let Some(suffix) = host.strip_prefix("*.") {
         if suffix.is_empty() || suffix.contains('*') || !suffix.contains('.') {
-            return Err(format!("{s:?}: a wildcard covers subdomains of a registered domain, like \"https://*.example.com\""));
+            return Err(format!(
+                "{s:?}: a wildcard covers subdomains of a registered domain, like \"https://*.example.com\""
+            ));
         }
-        return Ok(OriginPattern::Subdomains { scheme: scheme.to_owned(), suffix: format!(".{suffix}"), port });
+        return Ok(OriginPattern::Subdomains {
+            scheme: scheme.to_owned(),
+            suffix: format!(".{suffix}"),
+            port,
+        });
     }
     let valid_host = !host.is_empty()
         && (host.starts_with('[') && host.ends_with(']')
-            || host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.')));
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.')));
     if !valid_host {
         return Err(format!("{s:?}: invalid host"));
     }
@@ -90,7 +113,10 @@ mod tests {
 
     #[test]
     fn exact_origins_normalize() {
-        assert_eq!(parse_origin_pattern("https://App.example.com:443").unwrap(), OriginPattern::Exact("https://app.example.com".into()));
+        assert_eq!(
+            parse_origin_pattern("https://App.example.com:443").unwrap(),
+            OriginPattern::Exact("https://app.example.com".into())
+        );
         let p = parse_origin_pattern("http://localhost:5173").unwrap();
         assert!(p.matches("http://localhost:5173"));
         assert!(!p.matches("http://localhost:5174"));
@@ -99,7 +125,16 @@ mod tests {
 
     #[test]
     fn refused_forms() {
-        for bad in ["null", "https://a.com/", "https://a.com/path", "ftp://a.com", "a.com", "https://*", "https://*.com", "https://a.*.com"] {
+        for bad in [
+            "null",
+            "https://a.com/",
+            "https://a.com/path",
+            "ftp://a.com",
+            "a.com",
+            "https://*",
+            "https://*.com",
+            "https://a.*.com",
+        ] {
             assert!(parse_origin_pattern(bad).is_err(), "{bad}");
         }
     }

@@ -58,7 +58,9 @@ pub struct Admin {
 
 impl Default for Admin {
     fn default() -> Self {
-        Admin { bind: default_admin_bind() }
+        Admin {
+            bind: default_admin_bind(),
+        }
     }
 }
 
@@ -100,12 +102,19 @@ pub struct Firewall {
 
 impl Default for Firewall {
     fn default() -> Self {
-        Firewall { allow: allow_all(), deny: CidrList::default(), mode: Mode::Enforce }
+        Firewall {
+            allow: allow_all(),
+            deny: CidrList::default(),
+            mode: Mode::Enforce,
+        }
     }
 }
 
 fn allow_all() -> CidrList {
-    CidrList(vec!["0.0.0.0/0".parse().expect("valid CIDR"), "::/0".parse().expect("valid CIDR")])
+    CidrList(vec![
+        "0.0.0.0/0".parse().expect("valid CIDR"),
+        "::/0".parse().expect("valid CIDR"),
+    ])
 }
 
 /// What a filtering control does with a request it would refuse.
@@ -349,7 +358,11 @@ fn d_prefix() -> String {
 
 impl Default for RouteMatch {
     fn default() -> Self {
-        RouteMatch { host: None, path_prefix: d_prefix(), methods: None }
+        RouteMatch {
+            host: None,
+            path_prefix: d_prefix(),
+            methods: None,
+        }
     }
 }
 
@@ -375,7 +388,10 @@ fn d_fail_timeout() -> DurationStr {
 
 impl Default for PassiveHealth {
     fn default() -> Self {
-        PassiveHealth { max_fails: d_max_fails(), fail_timeout: d_fail_timeout() }
+        PassiveHealth {
+            max_fails: d_max_fails(),
+            fail_timeout: d_fail_timeout(),
+        }
     }
 }
 

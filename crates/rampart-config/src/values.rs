@@ -39,7 +39,10 @@ impl FromStr for DurationStr {
     type Err = DurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| DurationError { input: s.chars().take(64).collect(), why };
+        let err = |why| DurationError {
+            input: s.chars().take(64).collect(),
+            why,
+        };
         let text = s.trim();
         if text.is_empty() {
             return Err(err("empty"));
@@ -55,7 +58,9 @@ impl FromStr for DurationStr {
             if start == i {
                 return Err(err("expected a number"));
             }
-            let number: u128 = text[start..i].parse().map_err(|_| err("number too large"))?;
+            let number: u128 = text[start..i]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             let unit_start = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
@@ -85,7 +90,12 @@ impl FromStr for DurationStr {
 impl fmt::Display for DurationStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -136,19 +146,22 @@ impl FromStr for Cidr {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let net = if s.contains('/') {
-            s.parse::<IpNet>()
-                .map_err(|_| format!("invalid CIDR block {s:?} (write it like \"10.0.0.0/8\" or \"2001:db8::/32\")"))?
+            s.parse::<IpNet>().map_err(|_| {
+                format!(
+                    "invalid CIDR block {s:?} (write it like \"10.0.0.0/8\" or \"2001:db8::/32\")"
+                )
+            })?
         } else {
-            let ip: IpAddr = s
-                .parse()
-                .map_err(|_| format!("invalid address {s:?} (write an IP address or a CIDR block)"))?;
+            let ip: IpAddr = s.parse().map_err(|_| {
+                format!("invalid address {s:?} (write an IP address or a CIDR block)")
+            })?;
             IpNet::from(ip)
         };
         let net = match net {
             IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
-                Some(v4) if v6.prefix_len() >= 96 => {
-                    IpNet::V4(ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_err(|e| e.to_string())?)
-                }
+                Some(v4) if v6.prefix_len() >= 96 => IpNet::V4(
+                    ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_err(|e| e.to_string())?,
+                ),
                 _ => net,
             },
             v4 => v4,
@@ -226,15 +239,42 @@ mod tests {
 
     #[test]
     fn durations_parse_with_units() {
-        assert_eq!("15m".parse::<DurationStr>().unwrap().get(), Duration::from_secs(900));
-        assert_eq!("1h30m".parse::<DurationStr>().unwrap().get(), Duration::from_secs(5400));
-        assert_eq!("250ms".parse::<DurationStr>().unwrap().get(), Duration::from_millis(250));
-        assert_eq!("7d".parse::<DurationStr>().unwrap().get(), Duration::from_secs(7 * 86400));
-        for bad in ["", "10", "10x", "m", "-5s", "1.5s", "99999999999999999999999s", "4000d"] {
-            assert!(bad.parse::<DurationStr>().is_err(), "{bad} should be refused");
+        assert_eq!(
+            "15m".parse::<DurationStr>().unwrap().get(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            "1h30m".parse::<DurationStr>().unwrap().get(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            "250ms".parse::<DurationStr>().unwrap().get(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "7d".parse::<DurationStr>().unwrap().get(),
+            Duration::from_secs(7 * 86400)
+        );
+        for bad in [
+            "",
+            "10",
+            "10x",
+            "m",
+            "-5s",
+            "1.5s",
+            "99999999999999999999999s",
+            "4000d",
+        ] {
+            assert!(
+                bad.parse::<DurationStr>().is_err(),
+                "{bad} should be refused"
+            );
         }
         assert_eq!(DurationStr(Duration::from_secs(900)).to_string(), "15m");
-        assert_eq!(DurationStr(Duration::from_millis(1500)).to_string(), "1500ms");
+        assert_eq!(
+            DurationStr(Duration::from_millis(1500)).to_string(),
+            "1500ms"
+        );
     }
 
     #[test]
@@ -247,7 +287,12 @@ mod tests {
         assert_eq!(single.to_string(), "192.0.2.7/32");
         let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
         assert_eq!(mapped.to_string(), "10.0.0.0/8");
-        assert!("10.0.0.1/8".parse::<Cidr>().unwrap_err().contains("10.0.0.0/8"));
+        assert!(
+            "10.0.0.1/8"
+                .parse::<Cidr>()
+                .unwrap_err()
+                .contains("10.0.0.0/8")
+        );
         assert!("not-an-ip".parse::<Cidr>().is_err());
     }
 }

@@ -31,7 +31,12 @@ fn minimal_config_loads_with_safe_defaults() {
     assert_eq!(c.admin.bind.to_string(), "127.0.0.1:9901");
     assert_eq!(c.data_dir, Path::new("/etc/rampart/./rampart-data"));
     assert_eq!(c.route[0].match_.path_prefix, "/");
-    assert!(c.listener[0].firewall.allow.contains("203.0.113.9".parse().unwrap()));
+    assert!(
+        c.listener[0]
+            .firewall
+            .allow
+            .contains("203.0.113.9".parse().unwrap())
+    );
 }
 
 #[test]
@@ -93,13 +98,25 @@ match = { path_prefix = "api" }
 upstream = ["ftp://x"]
 "#,
     );
-    assert!(has(&e, "listener[1].name: duplicate listener name"), "{e:#?}");
+    assert!(
+        has(&e, "listener[1].name: duplicate listener name"),
+        "{e:#?}"
+    );
     assert!(has(&e, "listener[1].bind"), "{e:#?}");
-    assert!(has(&e, "cors[0].allow_origins[0]") && has(&e, "allow_credentials"), "{e:#?}");
+    assert!(
+        has(&e, "cors[0].allow_origins[0]") && has(&e, "allow_credentials"),
+        "{e:#?}"
+    );
     assert!(has(&e, "cors[1].allow_origins[0]"), "{e:#?}");
-    assert!(has(&e, "cors[1].allow_origins[1]: \"null\" is refused"), "{e:#?}");
+    assert!(
+        has(&e, "cors[1].allow_origins[1]: \"null\" is refused"),
+        "{e:#?}"
+    );
     assert!(has(&e, "route[0].upstream: empty"), "{e:#?}");
-    assert!(has(&e, "route[0].cors: no [[cors]] policy is named \"nope\""), "{e:#?}");
+    assert!(
+        has(&e, "route[0].cors: no [[cors]] policy is named \"nope\""),
+        "{e:#?}"
+    );
     assert!(has(&e, "route[1].name: duplicate route name"), "{e:#?}");
     assert!(has(&e, "route[1].match.path_prefix"), "{e:#?}");
     assert!(has(&e, "route[1].upstream[0]"), "{e:#?}");
@@ -129,4 +146,28 @@ fn typos_get_a_suggestion() {
 fn route_body_cap_cannot_exceed_global() {
     let text = format!("{MINIMAL}max_body_bytes = 99999999999\n");
     assert!(has(&errors(&text), "route[0].max_body_bytes"));
+}
+
+#[test]
+fn a_parse_error_in_one_element_does_not_hide_semantic_errors_in_others() {
+    let e = errors(
+        r#"
+version = 1
+[[listener]]
+name = "public"
+bind = "127.0.0.1:8080"
+[[route]]
+name = "broken"
+upstream = "http://127.0.0.1:3000"
+tiemout = "5s"
+[[route]]
+name = "empty"
+upstream = []
+"#,
+    );
+    assert!(
+        has(&e, "route[0].tiemout: unknown field `tiemout`"),
+        "{e:#?}"
+    );
+    assert!(has(&e, "route[1].upstream: empty"), "{e:#?}");
 }

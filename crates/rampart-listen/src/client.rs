@@ -44,7 +44,11 @@ impl ForwardedChain {
     pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &CidrList) -> ForwardedChain {
         let peer = normalize_ip(peer);
         if trusted.is_empty() || !trusted.contains(peer) {
-            return ForwardedChain { peer, peer_trusted: false, client: ClientAddr(peer) };
+            return ForwardedChain {
+                peer,
+                peer_trusted: false,
+                client: ClientAddr(peer),
+            };
         }
         let mut client = peer;
         let hops = headers
@@ -65,7 +69,11 @@ impl ForwardedChain {
                 None => break,
             }
         }
-        ForwardedChain { peer, peer_trusted: true, client: ClientAddr(client) }
+        ForwardedChain {
+            peer,
+            peer_trusted: true,
+            client: ClientAddr(client),
+        }
     }
 }
 
@@ -102,7 +110,11 @@ mod tests {
 
     #[test]
     fn untrusted_peer_is_the_client_whatever_it_claims() {
-        let c = ForwardedChain::resolve("198.51.100.7".parse().unwrap(), &headers(&["1.1.1.1"]), &trusted(&["10.0.0.0/8"]));
+        let c = ForwardedChain::resolve(
+            "198.51.100.7".parse().unwrap(),
+            &headers(&["1.1.1.1"]),
+            &trusted(&["10.0.0.0/8"]),
+        );
         assert_eq!(c.client.0, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert!(!c.peer_trusted);
     }
@@ -126,15 +138,30 @@ mod tests {
 
     #[test]
     fn ports_and_brackets_and_mapped_addresses() {
-        assert_eq!(parse_hop("[2001:db8::1]:443"), Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(parse_hop("192.0.2.1:8080"), Some("192.0.2.1".parse().unwrap()));
-        assert_eq!(parse_hop("::ffff:192.0.2.1"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            parse_hop("[2001:db8::1]:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_hop("192.0.2.1:8080"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_hop("::ffff:192.0.2.1"),
+            Some("192.0.2.1".parse().unwrap())
+        );
         assert_eq!(parse_hop("unknown"), None);
     }
 
     #[test]
     fn ipv6_groups_by_64() {
-        assert_eq!(ip_group("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
-        assert_eq!(ip_group("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            ip_group("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            ip_group("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

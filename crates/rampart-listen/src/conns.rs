@@ -53,7 +53,12 @@ impl ConnTracker {
     }
 
     /// Takes a place for a connection from `ip`, or says which cap refuses it.
-    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<ConnGuard, Refusal> {
+    pub fn try_acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnGuard, Refusal> {
         let group = ip_group(ip);
         if self.total.fetch_add(1, Ordering::AcqRel) >= max_total {
             self.total.fetch_sub(1, Ordering::AcqRel);
@@ -67,13 +72,20 @@ impl ConnTracker {
             return Err(Refusal::TooManyFromClient);
         }
         *n += 1;
-        Ok(ConnGuard { tracker: Arc::clone(self), group })
+        Ok(ConnGuard {
+            tracker: Arc::clone(self),
+            group,
+        })
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let mut map = self.tracker.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .tracker
+            .per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&self.group) {
             *n -= 1;
             if *n == 0 {
@@ -96,9 +108,15 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let g1 = t.try_acquire(a, 3, 2).unwrap();
         let _g2 = t.try_acquire(a, 3, 2).unwrap();
-        assert_eq!(t.try_acquire(a, 3, 2).unwrap_err(), Refusal::TooManyFromClient);
+        assert_eq!(
+            t.try_acquire(a, 3, 2).unwrap_err(),
+            Refusal::TooManyFromClient
+        );
         let _g3 = t.try_acquire(b, 3, 2).unwrap();
-        assert_eq!(t.try_acquire(b, 3, 2).unwrap_err(), Refusal::TooManyConnections);
+        assert_eq!(
+            t.try_acquire(b, 3, 2).unwrap_err(),
+            Refusal::TooManyConnections
+        );
         drop(g1);
         assert_eq!(t.open(), 2);
         assert!(t.try_acquire(a, 3, 2).is_ok());
@@ -107,8 +125,17 @@ mod tests {
     #[test]
     fn ipv6_neighbours_share_a_place() {
         let t = Arc::new(ConnTracker::default());
-        let _g = t.try_acquire("2001:db8::1".parse().unwrap(), 10, 1).unwrap();
-        assert_eq!(t.try_acquire("2001:db8::2".parse().unwrap(), 10, 1).unwrap_err(), Refusal::TooManyFromClient);
-        assert!(t.try_acquire("2001:db8:0:1::1".parse().unwrap(), 10, 1).is_ok());
+        let _g = t
+            .try_acquire("2001:db8::1".parse().unwrap(), 10, 1)
+            .unwrap();
+        assert_eq!(
+            t.try_acquire("2001:db8::2".parse().unwrap(), 10, 1)
+                .unwrap_err(),
+            Refusal::TooManyFromClient
+        );
+        assert!(
+            t.try_acquire("2001:db8:0:1::1".parse().unwrap(), 10, 1)
+                .is_ok()
+        );
     }
 }

@@ -60,7 +60,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Response body type.
     type Body: hyper::body::Body<Data = Bytes, Error = BoxError> + Send + 'static;
     /// Answers one request; never fails (errors are responses).
-    fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Arc<ConnInfo>) -> impl Future<Output = Response<Self::Body>> + Send;
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> impl Future<Output = Response<Self::Body>> + Send;
 }
 
 /// What the handler knows of the connection a request came on.
@@ -91,7 +95,8 @@ impl ConnInfo {
     }
 
     fn touch(&self) {
-        self.last_active_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Release);
+        self.last_active_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Release);
     }
 }
 
@@ -148,7 +153,11 @@ pub async fn serve<G: Gate, H: Handler>(
                 continue;
             }
         };
-        let guard = match conns.try_acquire(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+        let guard = match conns.try_acquire(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        ) {
             Ok(g) => g,
             Err(why) => {
                 gate.refused(&name, peer, why);
@@ -175,8 +184,13 @@ pub async fn serve<G: Gate, H: Handler>(
     }
 }
 
-async fn serve_connection<I, H>(io: I, info: Arc<ConnInfo>, limits: HttpLimits, handler: Arc<H>, shutdown: CancellationToken)
-where
+async fn serve_connection<I, H>(
+    io: I,
+    info: Arc<ConnInfo>,
+    limits: HttpLimits,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     H: Handler,
 {
@@ -204,7 +218,8 @@ where
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let check_every = (limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let check_every =
+        (limits.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut closing = false;
     loop {
         tokio::select! {

@@ -38,7 +38,12 @@ pin_project_lite::pin_project! {
 impl<B> LimitedBody<B> {
     /// Wraps `inner`; `tripped` is set when the cap is crossed.
     pub fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>) -> Self {
-        LimitedBody { inner, seen: 0, limit, tripped }
+        LimitedBody {
+            inner,
+            seen: 0,
+            limit,
+            tripped,
+        }
     }
 }
 
@@ -50,7 +55,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -58,7 +66,9 @@ where
                     *this.seen += data.len() as u64;
                     if *this.seen > *this.limit {
                         this.tripped.store(true, Ordering::Release);
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: *this.limit }))));
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: *this.limit,
+                        }))));
                     }
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -87,7 +97,10 @@ mod tests {
     async fn passes_up_to_the_cap_and_fails_past_it() {
         let flag = Arc::new(AtomicBool::new(false));
         let ok = LimitedBody::new(Full::new(Bytes::from_static(b"12345")), 5, flag.clone());
-        assert_eq!(ok.collect().await.unwrap().to_bytes(), Bytes::from_static(b"12345"));
+        assert_eq!(
+            ok.collect().await.unwrap().to_bytes(),
+            Bytes::from_static(b"12345")
+        );
         assert!(!flag.load(Ordering::Acquire));
 
         let chunks = futures_chunks(&[b"abc", b"def"]);
@@ -97,9 +110,13 @@ mod tests {
         assert!(flag.load(Ordering::Acquire));
     }
 
-    fn futures_chunks(parts: &[&'static [u8]]) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
-        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
-            parts.iter().map(|p| Ok(Frame::data(Bytes::from_static(p)))).collect();
+    fn futures_chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> {
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p))))
+            .collect();
         StreamBody::new(futures_util::stream::iter(frames))
     }
 }

@@ -1,12 +1,17 @@
 //! CORS per route: preflights answered by the gateway, CORS headers only for allowed origins,
 //! the upstream's own `Access-Control-*` headers dropped so one policy speaks.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use rampart_config::OriginPattern;
 
 /// Response headers that scripts may always read.
-const ALWAYS_EXPOSED: &[&str] = &["Retry-After", "RateLimit", "RateLimit-Policy", "X-Request-Id"];
+const ALWAYS_EXPOSED: &[&str] = &[
+    "Retry-After",
+    "RateLimit",
+    "RateLimit-Policy",
+    "X-Request-Id",
+];
 
 /// A compiled `[[cors]]` policy.
 #[derive(Debug)]
@@ -70,15 +75,26 @@ fn join<'a>(items: impl Iterator<Item = &'a str>) -> HeaderValue {
 impl CorsPolicy {
     /// Compiles a validated policy.
     pub fn compile(p: &rampart_config::CorsPolicy, origins: &[OriginPattern]) -> CorsPolicy {
-        let methods: Vec<Method> = p.allow_methods.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect();
-        let expose = ALWAYS_EXPOSED.iter().copied().chain(p.expose_headers.iter().map(String::as_str));
+        let methods: Vec<Method> = p
+            .allow_methods
+            .iter()
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect();
+        let expose = ALWAYS_EXPOSED
+            .iter()
+            .copied()
+            .chain(p.expose_headers.iter().map(String::as_str));
         CorsPolicy {
             name: p.name.clone(),
             origins: origins.to_vec(),
             credentials: p.allow_credentials,
             methods_value: join(methods.iter().map(Method::as_str)),
             methods,
-            headers_lower: p.allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            headers_lower: p
+                .allow_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             headers_value: join(p.allow_headers.iter().map(String::as_str)),
             expose_value: join(expose),
             max_age_value: HeaderValue::from(p.max_age.get().as_secs()),
@@ -122,14 +138,22 @@ impl CorsPolicy {
         }
         let mut out = HeaderMap::new();
         self.put_origin(&mut out, origin);
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone());
+        out.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            self.methods_value.clone(),
+        );
         if !self.headers_lower.is_empty() {
-            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, self.headers_value.clone());
+            out.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                self.headers_value.clone(),
+            );
         }
         out.insert(header::ACCESS_CONTROL_MAX_AGE, self.max_age_value.clone());
         out.insert(
             header::VARY,
-            HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+            HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
         );
         CorsDecision::PreflightAllowed(out)
     }
@@ -140,14 +164,21 @@ impl CorsPolicy {
             out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
         if self.credentials {
-            out.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            out.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
     }
 
     /// Sets the CORS headers of a response on this route (the gateway's own error responses
     /// included): drops the upstream's `Access-Control-*`, adds `Vary: Origin`, and for an
     /// allowed origin the allow, credentials and expose headers.
-    pub fn apply_to_response(&self, request_origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+    pub fn apply_to_response(
+        &self,
+        request_origin: Option<&HeaderValue>,
+        response: &mut HeaderMap,
+    ) {
         let upstream_cors: Vec<HeaderName> = response
             .keys()
             .filter(|k| k.as_str().starts_with("access-control-"))
@@ -157,10 +188,15 @@ impl CorsPolicy {
             response.remove(k);
         }
         add_vary_origin(response);
-        let Some(origin) = request_origin.and_then(|o| o.to_str().ok()) else { return };
+        let Some(origin) = request_origin.and_then(|o| o.to_str().ok()) else {
+            return;
+        };
         if self.origin_allowed(origin) {
             self.put_origin(response, origin);
-            response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, self.expose_value.clone());
+            response.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                self.expose_value.clone(),
+            );
         }
     }
 }
@@ -193,14 +229,21 @@ mod tests {
             expose_headers: vec![],
             max_age: DurationStr(Duration::from_secs(600)),
         };
-        let origins: Vec<_> = p.allow_origins.iter().map(|o| parse_origin_pattern(o).unwrap()).collect();
+        let origins: Vec<_> = p
+            .allow_origins
+            .iter()
+            .map(|o| parse_origin_pattern(o).unwrap())
+            .collect();
         CorsPolicy::compile(&p, &origins)
     }
 
     fn req(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -213,8 +256,13 @@ mod tests {
             ("access-control-request-method", "PUT"),
             ("access-control-request-headers", "x-custom, content-type"),
         ]);
-        let CorsDecision::PreflightAllowed(out) = p.decide(&Method::OPTIONS, &h) else { panic!("refused") };
-        assert_eq!(out["access-control-allow-origin"], "https://app.example.com");
+        let CorsDecision::PreflightAllowed(out) = p.decide(&Method::OPTIONS, &h) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            out["access-control-allow-origin"],
+            "https://app.example.com"
+        );
         assert_eq!(out["access-control-allow-credentials"], "true");
         assert_eq!(out["access-control-allow-methods"], "GET, PUT");
         assert_eq!(out["access-control-max-age"], "600");
@@ -223,30 +271,65 @@ mod tests {
     #[test]
     fn preflight_refusals() {
         let p = policy(false);
-        let bad_origin = req(&[("origin", "https://evil.example"), ("access-control-request-method", "GET")]);
-        assert!(matches!(p.decide(&Method::OPTIONS, &bad_origin), CorsDecision::PreflightRefused(PreflightRefusal::Origin)));
-        let bad_method = req(&[("origin", "https://app.example.com"), ("access-control-request-method", "DELETE")]);
-        assert!(matches!(p.decide(&Method::OPTIONS, &bad_method), CorsDecision::PreflightRefused(PreflightRefusal::Method)));
+        let bad_origin = req(&[
+            ("origin", "https://evil.example"),
+            ("access-control-request-method", "GET"),
+        ]);
+        assert!(matches!(
+            p.decide(&Method::OPTIONS, &bad_origin),
+            CorsDecision::PreflightRefused(PreflightRefusal::Origin)
+        ));
+        let bad_method = req(&[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "DELETE"),
+        ]);
+        assert!(matches!(
+            p.decide(&Method::OPTIONS, &bad_method),
+            CorsDecision::PreflightRefused(PreflightRefusal::Method)
+        ));
         let bad_header = req(&[
             ("origin", "https://app.example.com"),
             ("access-control-request-method", "GET"),
             ("access-control-request-headers", "x-evil"),
         ]);
-        assert!(matches!(p.decide(&Method::OPTIONS, &bad_header), CorsDecision::PreflightRefused(PreflightRefusal::Header)));
+        assert!(matches!(
+            p.decide(&Method::OPTIONS, &bad_header),
+            CorsDecision::PreflightRefused(PreflightRefusal::Header)
+        ));
     }
 
     #[test]
     fn responses_get_headers_only_for_allowed_origins_and_upstream_cors_is_dropped() {
         let p = policy(true);
-        let mut resp = req(&[("access-control-allow-origin", "*"), ("vary", "Accept-Encoding")]);
-        p.apply_to_response(Some(&HeaderValue::from_static("https://evil.example")), &mut resp);
+        let mut resp = req(&[
+            ("access-control-allow-origin", "*"),
+            ("vary", "Accept-Encoding"),
+        ]);
+        p.apply_to_response(
+            Some(&HeaderValue::from_static("https://evil.example")),
+            &mut resp,
+        );
         assert!(resp.get("access-control-allow-origin").is_none());
-        assert_eq!(resp.get_all("vary").iter().collect::<Vec<_>>(), vec!["Accept-Encoding", "Origin"]);
+        assert_eq!(
+            resp.get_all("vary").iter().collect::<Vec<_>>(),
+            vec!["Accept-Encoding", "Origin"]
+        );
 
         let mut resp = HeaderMap::new();
-        p.apply_to_response(Some(&HeaderValue::from_static("https://app.example.com")), &mut resp);
-        assert_eq!(resp["access-control-allow-origin"], "https://app.example.com");
+        p.apply_to_response(
+            Some(&HeaderValue::from_static("https://app.example.com")),
+            &mut resp,
+        );
+        assert_eq!(
+            resp["access-control-allow-origin"],
+            "https://app.example.com"
+        );
         assert_eq!(resp["access-control-allow-credentials"], "true");
-        assert!(resp["access-control-expose-headers"].to_str().unwrap().contains("Retry-After"));
+        assert!(
+            resp["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("Retry-After")
+        );
     }
 }

@@ -41,7 +41,9 @@ impl ProxyError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             ProxyError::Connect(_) | ProxyError::Exchange(_) => http::StatusCode::BAD_GATEWAY,
-            ProxyError::ConnectTimeout | ProxyError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::ConnectTimeout | ProxyError::Timeout(_) => {
+                http::StatusCode::GATEWAY_TIMEOUT
+            }
         }
     }
 }
@@ -83,7 +85,14 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Forwarding headers replaced unless the peer is a trusted proxy.
-const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded", "x-real-ip"];
+const FORWARDING: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
+    "x-real-ip",
+];
 
 impl Forwarder {
     /// A forwarder whose connections time out after `connect_timeout`.
@@ -113,20 +122,33 @@ impl Forwarder {
         let replayable = body.is_end_stream();
         let mut headers = parts.headers;
         let host = headers.get(header::HOST).cloned().or_else(|| {
-            parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         rewrite_request_headers(&mut headers, host.as_ref(), ctx);
         for name in &route.request_headers.remove {
             headers.remove(name.as_str());
         }
         for (name, value) in &route.request_headers.set {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
                 headers.insert(n, v);
             }
         }
         let forwarded_path = if route.strip_prefix {
-            let rest = ctx.path.strip_prefix(route.path_prefix.trim_end_matches('/')).unwrap_or(ctx.path);
-            if rest.starts_with('/') { rest.to_owned() } else { format!("/{rest}") }
+            let rest = ctx
+                .path
+                .strip_prefix(route.path_prefix.trim_end_matches('/'))
+                .unwrap_or(ctx.path);
+            if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            }
         } else {
             ctx.path.to_owned()
         };
@@ -139,7 +161,9 @@ impl Forwarder {
             };
             tried.push(i);
             let up = route.upstreams.get(i);
-            let mut pq = String::with_capacity(up.base_path.len() + forwarded_path.len() + 1 + query.map_or(0, str::len));
+            let mut pq = String::with_capacity(
+                up.base_path.len() + forwarded_path.len() + 1 + query.map_or(0, str::len),
+            );
             pq.push_str(&up.base_path);
             pq.push_str(&forwarded_path);
             if let Some(q) = query {
@@ -154,7 +178,9 @@ impl Forwarder {
                 .map_err(|e| ProxyError::Exchange(format!("cannot build upstream URI: {e}")))?;
             let this_body = match body.take() {
                 Some(b) => b,
-                None => Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync(),
+                None => Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
             };
             let mut req = Request::new(this_body);
             *req.method_mut() = parts.method.clone();
@@ -170,7 +196,11 @@ impl Forwarder {
                 }
                 Ok(Err(e)) if e.is_connect() => {
                     route.upstreams.report(i, false);
-                    let err = if chain_has_timeout(&e) { ProxyError::ConnectTimeout } else { ProxyError::Connect(chain_text(&e)) };
+                    let err = if chain_has_timeout(&e) {
+                        ProxyError::ConnectTimeout
+                    } else {
+                        ProxyError::Connect(chain_text(&e))
+                    };
                     tracing::warn!(route = %route.name, upstream = %up.authority, error = %err, "upstream connect failed");
                     if replayable && tried.len() < route.upstreams.len() {
                         continue;
@@ -231,7 +261,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn rewrite_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>, ctx: &ForwardContext<'_>) {
+fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    host: Option<&HeaderValue>,
+    ctx: &ForwardContext<'_>,
+) {
     strip_hop_by_hop(headers);
     let peer = ctx.peer.to_string();
     let host_str = host.and_then(|h| h.to_str().ok()).unwrap_or("");
@@ -239,13 +273,25 @@ fn rewrite_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>, 
         IpAddr::V4(_) => peer.clone(),
         IpAddr::V6(_) => format!("\"[{peer}]\""),
     };
-    let forwarded_elem = format!("for={for_value};proto={};host=\"{}\"", ctx.proto, host_str.replace(['"', '\\'], ""));
+    let forwarded_elem = format!(
+        "for={for_value};proto={};host=\"{}\"",
+        ctx.proto,
+        host_str.replace(['"', '\\'], "")
+    );
     if ctx.peer_trusted {
         let prior_xff = joined(headers, "x-forwarded-for");
-        let xff = if prior_xff.is_empty() { peer.clone() } else { format!("{prior_xff}, {peer}") };
+        let xff = if prior_xff.is_empty() {
+            peer.clone()
+        } else {
+            format!("{prior_xff}, {peer}")
+        };
         set(headers, "x-forwarded-for", &xff);
         let prior_fwd = joined(headers, "forwarded");
-        let fwd = if prior_fwd.is_empty() { forwarded_elem } else { format!("{prior_fwd}, {forwarded_elem}") };
+        let fwd = if prior_fwd.is_empty() {
+            forwarded_elem
+        } else {
+            format!("{prior_fwd}, {forwarded_elem}")
+        };
         set(headers, "forwarded", &fwd);
         if !headers.contains_key("x-forwarded-proto") {
             set(headers, "x-forwarded-proto", ctx.proto);
@@ -272,7 +318,12 @@ fn rewrite_request_headers(headers: &mut HeaderMap, host: Option<&HeaderValue>, 
 }
 
 fn joined(headers: &HeaderMap, name: &str) -> String {
-    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ")
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -310,22 +361,38 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof_forwarding_headers() {
         let mut h = base();
-        rewrite_request_headers(&mut h, Some(&HeaderValue::from_static("app.example.com")), &ctx(false));
+        rewrite_request_headers(
+            &mut h,
+            Some(&HeaderValue::from_static("app.example.com")),
+            &ctx(false),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "app.example.com");
-        assert_eq!(h["forwarded"], "for=10.0.0.2;proto=http;host=\"app.example.com\"");
-        assert!(h.get("x-secret").is_none() && h.get("connection").is_none() && h.get("te").is_none());
+        assert_eq!(
+            h["forwarded"],
+            "for=10.0.0.2;proto=http;host=\"app.example.com\""
+        );
+        assert!(
+            h.get("x-secret").is_none() && h.get("connection").is_none() && h.get("te").is_none()
+        );
         assert_eq!(h["x-request-id"], "rid-1");
     }
 
     #[test]
     fn trusted_peers_are_appended_to() {
         let mut h = base();
-        rewrite_request_headers(&mut h, Some(&HeaderValue::from_static("app.example.com")), &ctx(true));
+        rewrite_request_headers(
+            &mut h,
+            Some(&HeaderValue::from_static("app.example.com")),
+            &ctx(true),
+        );
         assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["forwarded"], "for=6.6.6.6, for=10.0.0.2;proto=http;host=\"app.example.com\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=6.6.6.6, for=10.0.0.2;proto=http;host=\"app.example.com\""
+        );
         assert_eq!(h["x-real-ip"], "203.0.113.5");
     }
 }

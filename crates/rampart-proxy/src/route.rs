@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use rampart_config::{CidrList, HeaderEdits, Mode, Route, SecurityHeaders, ValidatedConfig};
+use rampart_config::{CidrList, HeaderEdits, Mode, Route, ValidatedConfig};
 
 use crate::cors::CorsPolicy;
+use crate::secheaders::SecurityHeaderSet;
 use crate::upstream::UpstreamPool;
 
 /// One route, compiled.
@@ -37,7 +38,7 @@ pub struct RouteEntry {
     /// Edits of the response to the client.
     pub response_headers: HeaderEdits,
     /// Security header values that replace the upstream's.
-    pub security_headers: Option<SecurityHeaders>,
+    pub security_headers: Option<SecurityHeaderSet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl RouteEntry {
 #[derive(Debug)]
 pub enum RouteMatch<'a> {
     /// This route takes the request.
-    Found(&'a RouteEntry),
+    Found(&'a Arc<RouteEntry>),
     /// Routes take this host and path, but not this method.
     MethodNotAllowed(Vec<Method>),
     /// No route takes this host and path.
@@ -101,14 +102,18 @@ pub enum RouteMatch<'a> {
 /// Every route of a config, ordered for lookup.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    routes: Vec<RouteEntry>,
+    routes: Vec<Arc<RouteEntry>>,
 }
 
 impl RouteTable {
     /// Compiles the routes of a validated config.
     pub fn build(config: &ValidatedConfig) -> RouteTable {
-        let mut routes: Vec<RouteEntry> =
-            config.route.iter().enumerate().map(|(i, r)| compile(config, i, r)).collect();
+        let mut routes: Vec<Arc<RouteEntry>> = config
+            .route
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Arc::new(compile(config, i, r)))
+            .collect();
         routes.sort_by(|a, b| {
             b.path_prefix
                 .len()
@@ -130,14 +135,23 @@ impl RouteTable {
             match &r.methods {
                 None => return RouteMatch::Found(r),
                 Some(ms) if ms.contains(method) => return RouteMatch::Found(r),
-                Some(ms) => allowed.extend(ms.iter().filter(|m| !allowed.contains(m)).cloned().collect::<Vec<_>>()),
+                Some(ms) => allowed.extend(
+                    ms.iter()
+                        .filter(|m| !allowed.contains(m))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ),
             }
         }
-        if allowed.is_empty() { RouteMatch::NotFound } else { RouteMatch::MethodNotAllowed(allowed) }
+        if allowed.is_empty() {
+            RouteMatch::NotFound
+        } else {
+            RouteMatch::MethodNotAllowed(allowed)
+        }
     }
 
     /// The routes, in lookup order.
-    pub fn iter(&self) -> impl Iterator<Item = &RouteEntry> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
         self.routes.iter()
     }
 }
@@ -152,11 +166,16 @@ fn compile(config: &ValidatedConfig, index: usize, r: &Route) -> RouteEntry {
     };
     let methods = r.match_.methods.as_ref().map(|ms| {
         // Validated at load: every entry is a method.
-        ms.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect()
+        ms.iter()
+            .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+            .collect()
     });
     let cors = r.cors.as_ref().and_then(|name| {
         let policy = config.cors_policy(name)?;
-        Some(Arc::new(CorsPolicy::compile(policy, config.cors_origins(name))))
+        Some(Arc::new(CorsPolicy::compile(
+            policy,
+            config.cors_origins(name),
+        )))
     });
     RouteEntry {
         name: Arc::from(r.name.as_str()),
@@ -172,7 +191,10 @@ fn compile(config: &ValidatedConfig, index: usize, r: &Route) -> RouteEntry {
         allow_from: r.allow_from.clone().map(|list| (list, r.allow_from_mode)),
         request_headers: r.request_headers.clone(),
         response_headers: r.response_headers.clone(),
-        security_headers: r.security_headers.clone(),
+        security_headers: r
+            .security_headers
+            .as_ref()
+            .map(SecurityHeaderSet::overrides),
     }
 }
 
@@ -182,7 +204,8 @@ mod tests {
     use std::path::Path;
 
     fn table(routes: &str) -> RouteTable {
-        let text = format!("version = 1\n[[listener]]\nname = \"p\"\nbind = \"127.0.0.1:1\"\n{routes}");
+        let text =
+            format!("version = 1\n[[listener]]\nname = \"p\"\nbind = \"127.0.0.1:1\"\n{routes}");
         RouteTable::build(&rampart_config::load_str(&text, Path::new("/x/r.toml")).unwrap())
     }
 
@@ -221,8 +244,14 @@ upstream = "http://127.0.0.1:1"
         );
         let get = Method::GET;
         assert_eq!(name(t.find(None, "/api/x", &get)), "api");
-        assert_eq!(name(t.find(Some("api.example.com"), "/api/x", &get)), "api-host");
-        assert_eq!(name(t.find(Some("API.example.com"), "/api/x", &get)), "api-host");
+        assert_eq!(
+            name(t.find(Some("api.example.com"), "/api/x", &get)),
+            "api-host"
+        );
+        assert_eq!(
+            name(t.find(Some("API.example.com"), "/api/x", &get)),
+            "api-host"
+        );
         assert_eq!(name(t.find(Some("v2.example.com"), "/api/x", &get)), "wild");
         assert_eq!(name(t.find(Some("example.com"), "/api/x", &get)), "api");
         assert_eq!(name(t.find(None, "/api", &get)), "api");
@@ -243,7 +272,10 @@ match = { path_prefix = "/items", methods = ["GET", "HEAD"] }
 upstream = "http://127.0.0.1:1"
 "#,
         );
-        assert_eq!(name(t.find(None, "/items/1", &Method::DELETE)), "405 [GET, HEAD]");
+        assert_eq!(
+            name(t.find(None, "/items/1", &Method::DELETE)),
+            "405 [GET, HEAD]"
+        );
         assert_eq!(name(t.find(None, "/other", &Method::GET)), "404");
     }
 }

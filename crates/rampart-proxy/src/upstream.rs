@@ -40,7 +40,10 @@ impl UpstreamPool {
                 // Validated at load: scheme http, an authority, no query.
                 let uri: Uri = u.parse().ok()?;
                 let parts = uri.into_parts();
-                let path = parts.path_and_query.map(|p| p.path().trim_end_matches('/').to_owned()).unwrap_or_default();
+                let path = parts
+                    .path_and_query
+                    .map(|p| p.path().trim_end_matches('/').to_owned())
+                    .unwrap_or_default();
                 Some(Upstream {
                     scheme: parts.scheme?,
                     authority: parts.authority?,
@@ -134,8 +137,13 @@ mod tests {
     use super::*;
 
     fn pool(n: usize, max_fails: u32) -> UpstreamPool {
-        let urls: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{}", 1000 + i)).collect();
-        let health = PassiveHealth { max_fails, fail_timeout: Duration::from_secs(3600).into() };
+        let urls: Vec<String> = (0..n)
+            .map(|i| format!("http://127.0.0.1:{}", 1000 + i))
+            .collect();
+        let health = PassiveHealth {
+            max_fails,
+            fail_timeout: Duration::from_secs(3600).into(),
+        };
         UpstreamPool::new(&urls, &health)
     }
 
@@ -156,7 +164,11 @@ mod tests {
         for _ in 0..10 {
             assert_ne!(p.pick(&[]), Some(1));
         }
-        assert_eq!(p.pick(&[0, 2]), Some(1), "a down upstream is still tried when nothing else is left");
+        assert_eq!(
+            p.pick(&[0, 2]),
+            Some(1),
+            "a down upstream is still tried when nothing else is left"
+        );
         assert_eq!(p.pick(&[0, 1, 2]), None);
     }
 
@@ -171,7 +183,10 @@ mod tests {
 
     #[test]
     fn base_path_is_kept() {
-        let p = UpstreamPool::new(&["http://10.0.0.1:3000/base/".to_owned()], &PassiveHealth::default());
+        let p = UpstreamPool::new(
+            &["http://10.0.0.1:3000/base/".to_owned()],
+            &PassiveHealth::default(),
+        );
         assert_eq!(p.get(0).base_path, "/base");
         assert_eq!(p.get(0).authority.as_str(), "10.0.0.1:3000");
     }

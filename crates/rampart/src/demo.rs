@@ -1,0 +1,195 @@
+//! `rampart demo`: the gateway on embedded defaults in front of a small built-in app, with a
+//! config written to a temporary folder that can be edited while it runs.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Options of `rampart demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Public address of the gateway.
+    pub bind: SocketAddr,
+    /// Admin address.
+    pub admin: SocketAddr,
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rampart demo</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1b2430}
+code{background:#eef1f5;padding:.1rem .3rem;border-radius:4px}li{margin:.4rem 0}</style></head>
+<body><h1>Rampart demo</h1>
+<p>This page comes from the demo app, through Rampart. Every response carries security headers
+(<code>X-Content-Type-Options</code>, <code>Referrer-Policy</code>, <code>X-Frame-Options</code>,
+<code>Content-Security-Policy</code>) and an <code>X-Request-Id</code>.</p>
+<ul>
+<li><a href="/api/hello">/api/hello</a>: a JSON API behind the gateway, with a CORS policy.</li>
+<li><a href="/api/echo">/api/echo</a>: what the app receives: forwarding headers set by the gateway,
+hop-by-hop headers removed, the request id.</li>
+<li><a href="/admin/">/admin/</a>: refused with 403, since the route only allows 10.0.0.0/8.</li>
+<li><a href="/nowhere/../admin/">/nowhere/../admin/</a>: normalized before routing, so refused too.</li>
+<li><a href="/missing">/missing</a> on a host without a route would be 404; errors are
+<code>application/problem+json</code>.</li>
+</ul>
+<p>Metrics and health are on the admin listener. The config file named in the terminal can be
+edited while the demo runs: changes apply at once, and a broken file is refused and reported.</p>
+</body></html>
+"#;
+
+fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn app(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = req.uri().path().to_owned();
+    let resp = match path.as_str() {
+        "/" => {
+            let mut r = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        "/api/hello" => json(
+            StatusCode::OK,
+            serde_json::json!({
+                "message": "hello from the demo app",
+                "client_ip": header("x-real-ip"),
+                "request_id": header("x-request-id"),
+            }),
+        ),
+        "/api/echo" => {
+            let method = req.method().to_string();
+            let headers: serde_json::Map<String, serde_json::Value> = req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        serde_json::Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    )
+                })
+                .collect();
+            let body = Limited::new(req.into_body(), 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes().len())
+                .unwrap_or(0);
+            json(
+                StatusCode::OK,
+                serde_json::json!({ "method": method, "path": path, "headers": headers, "body_bytes": body }),
+            )
+        }
+        p if p.starts_with("/admin") => json(
+            StatusCode::OK,
+            serde_json::json!({ "message": "the admin area" }),
+        ),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "not found in the demo app" }),
+        ),
+    };
+    Ok(resp)
+}
+
+/// Starts the demo app on a free loopback port.
+pub async fn start_app() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("demo app: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(app))
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The demo's config text.
+pub fn config_text(opts: &DemoOptions, app: SocketAddr) -> String {
+    format!(
+        r#"# Rampart demo config: edit and save, changes apply while the demo runs.
+version = 1
+data_dir = "./data"
+
+[admin]
+bind = "{admin}"
+
+[[listener]]
+name = "public"
+bind = "{bind}"
+
+[events]
+sink = "stdout"
+
+[[cors]]
+name = "demo-spa"
+allow_origins = ["http://localhost:5173"]
+allow_credentials = true
+allow_methods = ["GET", "POST", "PUT", "DELETE"]
+allow_headers = ["Content-Type", "Authorization"]
+
+[[route]]
+name = "admin"
+match = {{ path_prefix = "/admin" }}
+upstream = "http://{app}"
+allow_from = ["10.0.0.0/8"]
+
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api/" }}
+upstream = "http://{app}"
+cors = "demo-spa"
+max_body_bytes = 65536
+
+[[route]]
+name = "app"
+upstream = "http://{app}"
+"#,
+        admin = opts.admin,
+        bind = opts.bind,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let opts = DemoOptions {
+            bind: "127.0.0.1:8080".parse().unwrap(),
+            admin: "127.0.0.1:9901".parse().unwrap(),
+        };
+        let text = config_text(&opts, "127.0.0.1:4000".parse().unwrap());
+        let c = rampart_config::load_str(&text, std::path::Path::new("/tmp/demo/rampart.toml"))
+            .unwrap();
+        assert_eq!(c.route.len(), 3);
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+}

@@ -1,0 +1,163 @@
+//! Rampart: one binary that puts every layer of web defense in front of an application. This
+//! crate wires the layers into the request path (`pipeline`) and runs them; the layers
+//! themselves live in their own crates and never depend on this one.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod demo;
+mod events;
+mod pipeline;
+mod problem;
+mod runtime;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "A security gateway: auth, TLS, firewall, rate limits, WAF, validation and CORS in front of any web app or API."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway in front of a built-in demo app, on embedded defaults.
+    Demo {
+        /// Public address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Admin address (metrics, health).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
+    /// Run the gateway.
+    Serve {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a config file: exit 0, or print every error with its key path and exit 1.
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rampart")
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve { config } => {
+            init_tracing();
+            let result = rampart_config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|cfg| runtime()?.block_on(serve::run(cfg, |_| {})));
+            finish(result)
+        }
+        Command::Demo { bind, admin } => {
+            init_tracing();
+            finish(run_demo(demo::DemoOptions { bind, admin }))
+        }
+    }
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match rampart_config::load(file) {
+        Ok(cfg) => {
+            for w in cfg.warnings() {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: ok ({} listener(s), {} route(s))",
+                file.display(),
+                cfg.listener.len(),
+                cfg.route.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for err in &e.errors {
+                eprintln!("{err}");
+            }
+            eprintln!("{}: {} error(s)", file.display(), e.errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_demo(opts: demo::DemoOptions) -> Result<(), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("rampart-demo-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let app = demo::start_app().await?;
+        let path = dir.path().join("rampart.toml");
+        std::fs::write(&path, demo::config_text(&opts, app))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let config = rampart_config::load(&path).map_err(|e| e.to_string())?;
+        serve::run(config, |bound| {
+            let public = bound
+                .iter()
+                .find(|(n, _)| n == "public")
+                .map(|(_, a)| *a)
+                .unwrap_or(opts.bind);
+            let admin = bound
+                .iter()
+                .find(|(n, _)| n == "admin")
+                .map(|(_, a)| *a)
+                .unwrap_or(opts.admin);
+            eprintln!(
+                "\nRampart demo is running.\n\
+                 \x20 open    http://{public}/          the demo app, through the gateway\n\
+                 \x20 try     curl -i http://{public}/api/echo\n\
+                 \x20         curl -i http://{public}/admin/     (403: allow_from 10.0.0.0/8)\n\
+                 \x20 admin   http://{admin}/metrics   /healthz   /readyz\n\
+                 \x20 config  {}   (edit and save: changes apply live)\n\
+                 \x20 Events follow, one JSON line each. Ctrl-C stops.\n",
+                path.display()
+            );
+        })
+        .await
+    })
+}

@@ -1,0 +1,526 @@
+//! The request path: the only place that decides what runs, in which order. Each phase gets
+//! the request context and either lets the request continue or answers it. The response then
+//! gets its headers (route edits, CORS, security headers, request id), and logging runs last,
+//! when the response body has been sent.
+//!
+//! Target order (DESIGN §1); phases that later layers add slot in where marked:
+//! edge → cors → limit (anonymous) → waf → authenticate → authorize → limit (identity) →
+//! validate → proxy.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use rampart_config::Mode;
+use rampart_listen::{ConnInfo, ForwardedChain, Handler};
+use rampart_proxy::body::BoxError;
+use rampart_proxy::secheaders::SecurityHeaderSet;
+use rampart_proxy::{CorsDecision, ForwardContext, LimitedBody, ProxyBody, RouteEntry, RouteMatch};
+
+use crate::events::Event;
+use crate::problem::GatewayError;
+use crate::runtime::{Gateway, Runtime, count_decision};
+
+/// The phases of a request, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Request id, client address, head size, path normalization, route match, `allow_from`,
+    /// declared body size: per-route policy needs the route, and these checks cost nothing.
+    Edge,
+    /// Answer preflights before anything costly; refuse disallowed ones.
+    Cors,
+    // LimitAnon, Waf, Authenticate, Authorize, LimitIdentity and Validate come here.
+    /// Forward to the upstream, streaming the body under the route's cap.
+    Proxy,
+}
+
+/// The request phases, in order.
+pub const REQUEST_PHASES: &[Phase] = &[
+    Phase::Edge,  // cheapest checks, and the route every later phase reads its policy from
+    Phase::Cors,  // preflights answered before limits and the WAF spend anything on them
+    Phase::Proxy, // last: everything before it may refuse
+];
+
+/// What a phase decided.
+pub enum Verdict {
+    /// Go on to the next phase.
+    Continue,
+    /// We answered; stop here.
+    Respond(Response<ProxyBody>),
+}
+
+/// Per-request state shared by the phases.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    conn: Arc<ConnInfo>,
+    rt: Arc<Runtime>,
+    chain: ForwardedChain,
+    method: Method,
+    version: Version,
+    log_uri: String,
+    path: String,
+    origin: Option<HeaderValue>,
+    route: Option<Arc<RouteEntry>>,
+    preflight_answered: bool,
+    req: Option<Request<Incoming>>,
+    reason: Option<String>,
+}
+
+impl Handler for Gateway {
+    type Body = LoggedBody;
+
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: Arc<ConnInfo>,
+    ) -> Response<LoggedBody> {
+        let rt = self.runtime.load_full();
+        let trusted = rt
+            .listeners
+            .get(&*conn.listener)
+            .map(|l| &l.trusted_proxies);
+        let chain = match trusted {
+            Some(t) => ForwardedChain::resolve(conn.peer.ip(), req.headers(), t),
+            None => ForwardedChain::resolve(conn.peer.ip(), req.headers(), &Default::default()),
+        };
+        let request_id =
+            client_request_id(&req, chain.peer_trusted).unwrap_or_else(|| self.next_request_id());
+        let mut ctx = RequestCtx {
+            started: Instant::now(),
+            request_id,
+            method: req.method().clone(),
+            version: req.version(),
+            log_uri: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            path: String::new(),
+            origin: req.headers().get(header::ORIGIN).cloned(),
+            conn,
+            rt,
+            chain,
+            route: None,
+            preflight_answered: false,
+            req: Some(req),
+            reason: None,
+        };
+        let mut answer = None;
+        for phase in REQUEST_PHASES {
+            let verdict = match phase {
+                Phase::Edge => self.edge(&mut ctx),
+                Phase::Cors => self.cors(&mut ctx),
+                Phase::Proxy => self.proxy(&mut ctx).await,
+            };
+            if let Verdict::Respond(resp) = verdict {
+                answer = Some(resp);
+                break;
+            }
+        }
+        // Proxy always answers; an empty 500 here would mean a phase forgot to.
+        let resp = answer.unwrap_or_else(|| {
+            let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        });
+        let resp = self.finish_response(&ctx, resp);
+        self.log(ctx, resp)
+    }
+}
+
+/// A client-supplied `X-Request-Id`, kept only from trusted proxies and only when it is a
+/// plain token.
+fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<String> {
+    if !peer_trusted {
+        return None;
+    }
+    let v = req.headers().get("x-request-id")?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| v.to_owned())
+}
+
+/// Request line and header block size, as a client sent it (near enough for a cap).
+fn head_size(req: &Request<Incoming>) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    line + req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+}
+
+/// The request's host without port, lower case.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    {
+        Some(h) => h.to_owned(),
+        None => req.uri().authority()?.as_str().to_owned(),
+    };
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("").to_owned()
+    } else {
+        raw.rsplit_once(':')
+            .map_or(raw.as_str(), |(h, _)| h)
+            .to_owned()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+impl Gateway {
+    fn refuse(&self, ctx: &mut RequestCtx, err: GatewayError) -> Verdict {
+        ctx.reason = Some(err.to_string());
+        let mut resp = err.to_response(&ctx.request_id);
+        if matches!(err, GatewayError::BodyTooLarge) && ctx.version == Version::HTTP_11 {
+            // The rest of the body is unread: this connection cannot carry another request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Verdict::Respond(resp)
+    }
+
+    fn security_event(
+        &self,
+        ctx: &RequestCtx,
+        event: &'static str,
+        mode: Mode,
+        status: u16,
+        reason: &str,
+    ) {
+        let route = ctx.route.as_ref().map(|r| r.name.to_string());
+        let status = (mode == Mode::Enforce).then_some(status);
+        count_decision(
+            event.split('.').next().unwrap_or(event),
+            "deny",
+            mode,
+            route.as_deref().unwrap_or(""),
+        );
+        self.emit(
+            Event::new("warn", event)
+                .with("request_id", ctx.request_id.as_str())
+                .with("client_ip", ctx.chain.client.to_string())
+                .with("route", route)
+                .with("method", ctx.method.as_str())
+                .with_uri(&ctx.log_uri)
+                .with("mode", mode.as_str())
+                .with("status", status)
+                .with("reason", reason),
+        );
+    }
+
+    fn edge(&self, ctx: &mut RequestCtx) -> Verdict {
+        let Some(req) = ctx.req.as_ref() else {
+            return Verdict::Continue;
+        };
+        if head_size(req) > ctx.rt.config.limits.max_header_bytes {
+            self.security_event(
+                ctx,
+                "limits.header",
+                Mode::Enforce,
+                431,
+                "request head larger than limits.max_header_bytes",
+            );
+            return self.refuse(ctx, GatewayError::HeadersTooLarge);
+        }
+        if req.method() == Method::CONNECT {
+            return self.refuse(ctx, GatewayError::BadRequest("CONNECT is not supported."));
+        }
+        if req.method() == Method::TRACE {
+            // TRACE reflects the request, credentials included, back to the page.
+            return self.refuse(ctx, GatewayError::MethodNotAllowed(Vec::new()));
+        }
+        let host = request_host(req);
+        if host.is_none() && req.version() == Version::HTTP_11 {
+            return self.refuse(
+                ctx,
+                GatewayError::BadRequest("HTTP/1.1 requests need a Host header."),
+            );
+        }
+        let path = match rampart_proxy::path::normalize(req.uri().path()) {
+            Ok(p) => p.into_owned(),
+            Err(_) => {
+                return self.refuse(
+                    ctx,
+                    GatewayError::BadRequest("The request target must be an absolute path."),
+                );
+            }
+        };
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let found = match ctx.rt.routes.find(host.as_deref(), &path, req.method()) {
+            RouteMatch::Found(r) => Arc::clone(r),
+            RouteMatch::MethodNotAllowed(allow) => {
+                return self.refuse(ctx, GatewayError::MethodNotAllowed(allow));
+            }
+            RouteMatch::NotFound => return self.refuse(ctx, GatewayError::NoRoute),
+        };
+        ctx.path = path;
+        ctx.route = Some(Arc::clone(&found));
+        if let Some((allow, mode)) = &found.allow_from
+            && *mode != Mode::Off
+            && !allow.contains(ctx.chain.client.0)
+        {
+            self.security_event(
+                ctx,
+                "route.deny",
+                *mode,
+                403,
+                "source address not in allow_from",
+            );
+            if *mode == Mode::Enforce {
+                return self.refuse(ctx, GatewayError::SourceNotAllowed);
+            }
+        }
+        if declared_len.is_some_and(|n| n > found.max_body_bytes) {
+            self.security_event(
+                ctx,
+                "limits.body",
+                Mode::Enforce,
+                413,
+                "declared body larger than the route's max_body_bytes",
+            );
+            return self.refuse(ctx, GatewayError::BodyTooLarge);
+        }
+        Verdict::Continue
+    }
+
+    fn cors(&self, ctx: &mut RequestCtx) -> Verdict {
+        let (Some(route), Some(req)) = (ctx.route.as_ref(), ctx.req.as_ref()) else {
+            return Verdict::Continue;
+        };
+        let Some(policy) = route.cors.as_ref() else {
+            return Verdict::Continue;
+        };
+        match policy.decide(req.method(), req.headers()) {
+            CorsDecision::NotCors | CorsDecision::Actual { .. } => Verdict::Continue,
+            CorsDecision::PreflightAllowed(headers) => {
+                ctx.preflight_answered = true;
+                let mut resp =
+                    Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                *resp.headers_mut() = headers;
+                Verdict::Respond(resp)
+            }
+            CorsDecision::PreflightRefused(why) => {
+                // A refused preflight gets no CORS headers at all.
+                ctx.preflight_answered = true;
+                self.security_event(ctx, "cors.reject", Mode::Enforce, 403, why.as_str());
+                self.refuse(ctx, GatewayError::CorsRefused(why))
+            }
+        }
+    }
+
+    async fn proxy(&self, ctx: &mut RequestCtx) -> Verdict {
+        let (Some(route), Some(req)) = (ctx.route.clone(), ctx.req.take()) else {
+            return Verdict::Continue;
+        };
+        let (parts, body) = req.into_parts();
+        let tripped = Arc::new(AtomicBool::new(false));
+        let body =
+            LimitedBody::new(body, route.max_body_bytes, Arc::clone(&tripped)).boxed_unsync();
+        let fctx = ForwardContext {
+            peer: ctx.chain.peer,
+            peer_trusted: ctx.chain.peer_trusted,
+            client: ctx.chain.client.0,
+            proto: if ctx.conn.tls { "https" } else { "http" },
+            path: &ctx.path,
+            request_id: &ctx.request_id,
+        };
+        let rt = Arc::clone(&ctx.rt);
+        match rt.forwarder.forward(&route, parts, body, &fctx).await {
+            Ok(resp) => Verdict::Respond(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+            Err(_) if tripped.load(Ordering::Acquire) => {
+                self.security_event(
+                    ctx,
+                    "limits.body",
+                    Mode::Enforce,
+                    413,
+                    "streamed body larger than the route's max_body_bytes",
+                );
+                self.refuse(ctx, GatewayError::BodyTooLarge)
+            }
+            Err(e) => {
+                tracing::warn!(route = %route.name, request_id = %ctx.request_id, error = %e, "upstream failed");
+                self.refuse(ctx, GatewayError::Upstream(e))
+            }
+        }
+    }
+
+    /// Response phase: route edits, CORS, security headers, request id.
+    fn finish_response(
+        &self,
+        ctx: &RequestCtx,
+        mut resp: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
+        let h = resp.headers_mut();
+        let route = ctx.route.as_deref();
+        if let Some(route) = route {
+            for name in &route.response_headers.remove {
+                h.remove(name.as_str());
+            }
+            for (name, value) in &route.response_headers.set {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    h.insert(n, v);
+                }
+            }
+            if let Some(cors) = &route.cors
+                && !ctx.preflight_answered
+            {
+                cors.apply_to_response(ctx.origin.as_ref(), h);
+            }
+        }
+        SecurityHeaderSet::apply(
+            &ctx.rt.security_defaults,
+            route.and_then(|r| r.security_headers.as_ref()),
+            ctx.conn.tls,
+            h,
+        );
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+            h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        resp
+    }
+
+    /// Logging runs last: the access event is written when the body is done (or dropped).
+    fn log(self: Arc<Self>, ctx: RequestCtx, resp: Response<ProxyBody>) -> Response<LoggedBody> {
+        let status = resp.status();
+        let access = AccessLog {
+            gateway: self,
+            started: ctx.started,
+            request_id: ctx.request_id,
+            client_ip: ctx.chain.client.to_string(),
+            route: ctx.route.map(|r| r.name.to_string()),
+            method: ctx.method,
+            uri: ctx.log_uri,
+            status,
+            reason: ctx.reason,
+            bytes_out: 0,
+            done: false,
+        };
+        resp.map(|body| LoggedBody {
+            inner: body,
+            access,
+        })
+    }
+}
+
+struct AccessLog {
+    gateway: Arc<Gateway>,
+    started: Instant,
+    request_id: String,
+    client_ip: String,
+    route: Option<String>,
+    method: Method,
+    uri: String,
+    status: StatusCode,
+    reason: Option<String>,
+    bytes_out: u64,
+    done: bool,
+}
+
+impl AccessLog {
+    fn write(&mut self, completed: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        let route = self.route.clone().unwrap_or_default();
+        metrics::counter!("rampart_http_requests_total", "route" => route.clone(), "status" => self.status.as_str().to_owned())
+            .increment(1);
+        metrics::histogram!("rampart_http_request_duration_seconds", "route" => route)
+            .record(elapsed.as_secs_f64());
+        let level = if self.status.is_server_error() {
+            "error"
+        } else {
+            "info"
+        };
+        self.gateway.emit(
+            Event::new(level, "http.request")
+                .with("request_id", self.request_id.as_str())
+                .with("client_ip", self.client_ip.as_str())
+                .with("route", self.route.clone())
+                .with("method", self.method.as_str())
+                .with_uri(&self.uri)
+                .with("status", self.status.as_u16())
+                .with("reason", self.reason.take())
+                .with(
+                    "duration_ms",
+                    (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+                )
+                .with("bytes_out", self.bytes_out)
+                .with("completed", completed),
+        );
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body, counted; the access event is written when it ends or is dropped.
+    pub struct LoggedBody {
+        #[pin]
+        inner: ProxyBody,
+        access: AccessLog,
+    }
+
+    impl PinnedDrop for LoggedBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let finished = this.inner.is_end_stream();
+            this.access.write(finished);
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.access.bytes_out += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.access.write(true),
+            Poll::Ready(Some(Err(_))) => this.access.write(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,153 @@
+//! Every refusal the gateway answers itself, and the one place its response body is built:
+//! `application/problem+json` (RFC 9457) with `type`, `title`, `status`, `detail` and
+//! `request_id`. Details are fixed texts: nothing from the request is echoed.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use rampart_proxy::cors::PreflightRefusal;
+use rampart_proxy::{ProxyBody, ProxyError};
+
+/// What the gateway refused or failed at, and who caused it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// No route takes this host and path. Client → 404.
+    #[error("no route")]
+    NoRoute,
+    /// Routes take this path, not this method. Client → 405 with `Allow`.
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<Method>),
+    /// The route's `allow_from` refuses the client address. Client → 403.
+    #[error("source address not allowed on this route")]
+    SourceNotAllowed,
+    /// A CORS preflight from an origin, method or header the policy does not allow. Client → 403.
+    #[error("CORS preflight refused: {}", .0.as_str())]
+    CorsRefused(PreflightRefusal),
+    /// The request head is larger than `limits.max_header_bytes`. Client → 431.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// The body is larger than the route's cap. Client → 413.
+    #[error("request body too large")]
+    BodyTooLarge,
+    /// The request is malformed in a way the gateway will not forward. Client → 400.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The upstream failed. Upstream → 502 or 504.
+    #[error(transparent)]
+    Upstream(#[from] ProxyError),
+}
+
+impl GatewayError {
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::SourceNotAllowed | GatewayError::CorsRefused(_) => StatusCode::FORBIDDEN,
+            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Upstream(e) => e.status(),
+        }
+    }
+
+    /// The problem type (a stable identifier, documented in docs/problems.md).
+    fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "no-route",
+            GatewayError::MethodNotAllowed(_) => "method-not-allowed",
+            GatewayError::SourceNotAllowed => "source-not-allowed",
+            GatewayError::CorsRefused(_) => "cors-refused",
+            GatewayError::HeadersTooLarge => "headers-too-large",
+            GatewayError::BodyTooLarge => "body-too-large",
+            GatewayError::BadRequest(_) => "bad-request",
+            GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
+                "upstream-timeout"
+            }
+            GatewayError::Upstream(_) => "upstream-unavailable",
+        }
+    }
+
+    /// A short public explanation; internal detail goes to the log only.
+    fn detail(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "No route is configured for this host and path.",
+            GatewayError::MethodNotAllowed(_) => {
+                "This method is not allowed here; see the Allow header."
+            }
+            GatewayError::SourceNotAllowed => {
+                "Your network address is not allowed to use this resource."
+            }
+            GatewayError::CorsRefused(_) => {
+                "This cross-origin request is not allowed by the CORS policy."
+            }
+            GatewayError::HeadersTooLarge => {
+                "The request headers are larger than this server accepts."
+            }
+            GatewayError::BodyTooLarge => "The request body is larger than this server accepts.",
+            GatewayError::BadRequest(why) => why,
+            GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
+                "The upstream service did not answer in time."
+            }
+            GatewayError::Upstream(_) => "The upstream service is unavailable.",
+        }
+    }
+
+    /// The problem+json response for this error.
+    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+        let status = self.status();
+        let body = serde_json::json!({
+            "type": format!("urn:rampart:problem:{}", self.kind()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": self.detail(),
+            "request_id": request_id,
+        });
+        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let mut resp = Response::new(
+            Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let GatewayError::MethodNotAllowed(allow) = self {
+            let list = allow
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                h.insert(header::ALLOW, v);
+            }
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn problem_bodies_have_the_contract_fields_and_no_request_data() {
+        let resp =
+            GatewayError::MethodNotAllowed(vec![Method::GET, Method::HEAD]).to_response("rid-7");
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()["allow"], "GET, HEAD");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], 405);
+        assert_eq!(v["request_id"], "rid-7");
+        assert_eq!(v["type"], "urn:rampart:problem:method-not-allowed");
+        assert!(v["title"].is_string() && v["detail"].is_string());
+    }
+}

@@ -1,0 +1,183 @@
+//! The gateway's state: the current config snapshot (swapped whole on reload) and what lives
+//! across snapshots (events, connection counts, readiness).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use rampart_config::{CidrList, Firewall, Mode, ValidatedConfig};
+use rampart_listen::{Admission, ConnTracker, Gate, HttpLimits, Refusal};
+use rampart_proxy::secheaders::SecurityHeaderSet;
+use rampart_proxy::{Forwarder, RouteTable};
+
+use crate::events::{Event, EventSink};
+
+/// Per-listener policy of a snapshot.
+#[derive(Debug)]
+pub struct ListenerPolicy {
+    /// Connection firewall.
+    pub firewall: Firewall,
+    /// Who may set forwarding headers.
+    pub trusted_proxies: CidrList,
+}
+
+/// Everything a request needs from the config, compiled once per config.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The validated config this snapshot was built from.
+    pub config: ValidatedConfig,
+    /// Routes, with their upstream pools and policies.
+    pub routes: RouteTable,
+    /// The upstream client.
+    pub forwarder: Forwarder,
+    /// Global security header defaults.
+    pub security_defaults: SecurityHeaderSet,
+    /// Listener policies by listener name.
+    pub listeners: HashMap<String, ListenerPolicy>,
+    /// HTTP limits for new connections.
+    pub http_limits: HttpLimits,
+}
+
+impl Runtime {
+    /// Compiles a validated config.
+    pub fn build(config: ValidatedConfig) -> Runtime {
+        let l = &config.limits;
+        let http_limits = HttpLimits {
+            max_header_bytes: l.max_header_bytes,
+            header_read_timeout: l.header_read_timeout.get(),
+            idle_timeout: l.idle_timeout.get(),
+            max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+        };
+        let listeners = config
+            .listener
+            .iter()
+            .map(|li| {
+                let policy = ListenerPolicy {
+                    firewall: li.firewall.clone(),
+                    trusted_proxies: li.trusted_proxies.clone(),
+                };
+                (li.name.clone(), policy)
+            })
+            .collect();
+        Runtime {
+            routes: RouteTable::build(&config),
+            forwarder: Forwarder::new(l.upstream_connect_timeout.get()),
+            security_defaults: SecurityHeaderSet::defaults(&config.security_headers),
+            listeners,
+            http_limits,
+            config,
+        }
+    }
+}
+
+/// The running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The current snapshot; requests load it once at their start.
+    pub runtime: ArcSwap<Runtime>,
+    /// Event sink.
+    pub events: EventSink,
+    /// `/readyz`: false while starting and while draining.
+    pub ready: AtomicBool,
+    /// Open connections.
+    pub conns: Arc<ConnTracker>,
+    id_prefix: u64,
+    id_counter: AtomicU64,
+}
+
+impl Gateway {
+    /// A gateway on its first snapshot.
+    pub fn new(runtime: Runtime, events: EventSink) -> Gateway {
+        let mut seed = [0u8; 8];
+        // An id prefix only needs to differ between processes; a clock fallback will do.
+        if getrandom::fill(&mut seed).is_err() {
+            seed = (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos() as u64)
+                .to_le_bytes();
+        }
+        Gateway {
+            runtime: ArcSwap::from_pointee(runtime),
+            events,
+            ready: AtomicBool::new(false),
+            conns: Arc::new(ConnTracker::default()),
+            id_prefix: u64::from_le_bytes(seed),
+            id_counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A new request id: unique per process (random prefix) and per request (counter).
+    pub fn next_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{:016x}", self.id_prefix, n)
+    }
+
+    /// Emits one event.
+    pub fn emit(&self, event: Event) {
+        self.events.emit(event);
+    }
+}
+
+/// Counts a decision of a filtering layer.
+pub fn count_decision(layer: &'static str, action: &'static str, mode: Mode, route: &str) {
+    metrics::counter!(
+        "rampart_decisions_total",
+        "layer" => layer,
+        "action" => action,
+        "mode" => mode.as_str(),
+        "route" => route.to_owned()
+    )
+    .increment(1);
+}
+
+impl Gate for Gateway {
+    fn admit(&self, listener: &str, peer: SocketAddr) -> Admission {
+        let rt = self.runtime.load();
+        let Some(policy) = rt.listeners.get(listener) else {
+            return Admission::Admit(rt.http_limits);
+        };
+        let fw = &policy.firewall;
+        if fw.mode != Mode::Off {
+            let ip = peer.ip();
+            let denied = fw.deny.contains(ip) || !fw.allow.contains(ip);
+            if denied {
+                if fw.mode == Mode::Enforce {
+                    return Admission::Refuse(Refusal::Firewall);
+                }
+                count_decision("firewall", "deny", fw.mode, "");
+                self.emit(
+                    Event::new("warn", "firewall.deny")
+                        .with("client_ip", ip.to_string())
+                        .with("listener", listener)
+                        .with("mode", fw.mode.as_str())
+                        .with("reason", "source not allowed on this listener"),
+                );
+            }
+        }
+        Admission::Admit(rt.http_limits)
+    }
+
+    fn refused(&self, listener: &str, peer: SocketAddr, why: Refusal) {
+        let (event, layer) = match why {
+            Refusal::Firewall => ("firewall.deny", "firewall"),
+            Refusal::Banned => ("ban.refuse", "ban"),
+            Refusal::TooManyConnections | Refusal::TooManyFromClient => {
+                ("conn.limit", "connections")
+            }
+        };
+        count_decision(layer, "deny", Mode::Enforce, "");
+        metrics::counter!("rampart_connections_refused_total", "reason" => why.as_str())
+            .increment(1);
+        self.emit(
+            Event::new("warn", event)
+                .with("client_ip", peer.ip().to_string())
+                .with("listener", listener)
+                .with("mode", "enforce")
+                .with("reason", why.as_str()),
+        );
+    }
+}

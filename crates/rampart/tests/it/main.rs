@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `rampart` binary on loopback, real upstreams, real clients.
+
+mod config;
+mod edge;
+mod limits;
+mod observe;
+mod proxy;
+mod support;

@@ -1,0 +1,144 @@
+//! Events, metrics, health, graceful drain and the demo.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use http_body_util::Full;
+
+use crate::support::*;
+
+fn one_route(up: &Upstream) -> String {
+    format!(
+        "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n[[route]]\nname = \"app\"\nupstream = \"{}\"\n",
+        up.url()
+    )
+}
+
+#[tokio::test]
+async fn every_request_has_an_access_event_without_secrets() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    let r = send(
+        &client(),
+        req(
+            "GET",
+            &gw.url("/cb?code=SECRET1&state=ok&access_token=SECRET2"),
+        )
+        .header("authorization", "Bearer SECRET3")
+        .header("cookie", "session=SECRET4")
+        .body(Full::default())
+        .unwrap(),
+    )
+    .await;
+    let id = r.header("x-request-id").unwrap().to_owned();
+    let e = gw
+        .event("the access event", |e| {
+            e["event"] == "http.request" && e["request_id"] == id.as_str()
+        })
+        .await;
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["route"], "app");
+    assert_eq!(e["method"], "GET");
+    assert_eq!(e["client_ip"], "127.0.0.1");
+    assert!(e["duration_ms"].is_number() && e["bytes_out"].as_u64().unwrap() > 0);
+    assert_eq!(e["uri"], "/cb?code=REDACTED&state=ok&access_token=REDACTED");
+    let all = std::fs::read_to_string(&gw.events).unwrap();
+    for secret in ["SECRET1", "SECRET2", "SECRET3", "SECRET4"] {
+        assert!(!all.contains(secret), "{secret} reached the event log");
+    }
+    for key in [
+        "ts",
+        "level",
+        "event",
+        "request_id",
+        "client_ip",
+        "route",
+        "method",
+        "uri",
+        "status",
+        "mode",
+        "rule_ids",
+        "anomaly_score",
+        "reason",
+    ] {
+        assert!(e.get(key).is_some(), "field {key} missing");
+    }
+}
+
+#[tokio::test]
+async fn admin_listener_serves_metrics_and_health() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    assert_eq!(get(&gw.url("/x")).await.status, 200);
+    assert_eq!(get(&gw.admin_url("/healthz")).await.status, 200);
+    assert_eq!(get(&gw.admin_url("/readyz")).await.status, 200);
+    let m = get(&gw.admin_url("/metrics")).await;
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(
+        text.contains("rampart_http_requests_total{route=\"app\",status=\"200\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rampart_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert_eq!(get(&gw.admin_url("/nope")).await.status, 404);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let up = Upstream::start("a").await;
+    let mut gw = Gateway::start(&one_route(&up)).await;
+    let url = gw.url("/slow?ms=1500");
+    let in_flight = tokio::spawn(async move { get(&url).await });
+    eventually("the slow request to reach the upstream", || {
+        (up.count() == 1).then_some(())
+    })
+    .await;
+    gw.signal("TERM");
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 200, "the in-flight request finishes");
+    let child = &mut gw.child;
+    let status = eventually("rampart to exit", || child.try_wait().ok().flatten()).await;
+    assert!(status.success(), "{status}");
+    let stop = gw
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "server.stop")
+        .expect("a server.stop event");
+    assert_eq!(stop["reason"], "drained");
+}
+
+#[tokio::test]
+async fn demo_runs_with_one_command() {
+    let mut child = Command::new(bin())
+        .args(["demo", "--bind", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.trim().strip_prefix("open") {
+                let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(PATIENCE)
+        .expect("the demo prints what to open");
+    let page = get(&url).await;
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&page.body).contains("Rampart demo"));
+    assert!(page.header("x-request-id").is_some());
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let admin = get(&format!("{}admin/", url)).await;
+    assert_eq!(admin.status, 403);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}

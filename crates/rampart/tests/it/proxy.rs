@@ -1,0 +1,345 @@
+//! Reverse proxy: HTTP/1.1 and h2c, streaming, forwarding headers, routing, upstream pools.
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::support::*;
+
+fn one_route(upstream: &Upstream) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[route]]
+name = "app"
+upstream = "{}"
+"#,
+        upstream.url()
+    )
+}
+
+#[tokio::test]
+async fn http1_and_h2c_reach_the_upstream_with_hop_by_hop_headers_removed() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+
+    let r = send(
+        &client(),
+        req("GET", &gw.url("/hello?x=1"))
+            .header("connection", "keep-alive, x-private")
+            .header("x-private", "secret")
+            .header("keep-alive", "timeout=5")
+            .header("x-kept", "yes")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/hello?x=1");
+    let seen = up.last();
+    assert!(
+        seen.headers.get("x-private").is_none(),
+        "headers named in Connection are hop-by-hop"
+    );
+    assert!(seen.headers.get("keep-alive").is_none());
+    assert_eq!(seen.headers["x-kept"], "yes");
+
+    let r = send(
+        &h2_client(),
+        req("GET", &gw.url("/over-h2"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], "/over-h2");
+    let seen = up.last();
+    assert_eq!(
+        seen.headers["host"],
+        gw.addr("public").to_string(),
+        "the :authority becomes the upstream Host"
+    );
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways_intact() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    let upload = vec![7u8; 3 * 1024 * 1024];
+    let r = send(
+        &client(),
+        req("POST", &gw.url("/upload"))
+            .body(Full::new(Bytes::from(upload)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().body_len, 3 * 1024 * 1024);
+    let r = get(&gw.url("/big?n=5000000")).await;
+    assert_eq!(r.body.len(), 5_000_000);
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_replaced_unless_the_peer_is_trusted() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[listener]]
+name = "behind-lb"
+bind = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.0/8"]
+[[route]]
+name = "app"
+upstream = "{}"
+"#,
+        up.url()
+    ))
+    .await;
+    let spoof = |url: String| {
+        req("GET", &url)
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-forwarded-proto", "https")
+            .header("x-request-id", "client-chosen-id")
+            .body(Full::default())
+            .unwrap()
+    };
+    let r = send(&client(), spoof(gw.url("/"))).await;
+    let seen = up.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-real-ip"], "127.0.0.1");
+    assert!(
+        seen.headers["forwarded"]
+            .to_str()
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http")
+    );
+    assert_ne!(
+        r.header("x-request-id"),
+        Some("client-chosen-id"),
+        "an untrusted client cannot choose the request id"
+    );
+    assert_eq!(
+        seen.headers["x-request-id"].to_str().unwrap(),
+        r.header("x-request-id").unwrap()
+    );
+
+    let r = send(
+        &client(),
+        spoof(format!("http://{}/", gw.addr("behind-lb"))),
+    )
+    .await;
+    let seen = up.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "6.6.6.6, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen.headers["x-real-ip"], "6.6.6.6",
+        "the client is the first untrusted hop"
+    );
+    assert_eq!(
+        r.header("x-request-id"),
+        Some("client-chosen-id"),
+        "a trusted proxy's request id is kept"
+    );
+}
+
+#[tokio::test]
+async fn routes_match_host_and_longest_prefix_and_methods() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let c = Upstream::start("c").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[route]]
+name = "root"
+upstream = "{a}"
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api/", methods = ["GET", "POST"] }}
+upstream = "{b}"
+strip_prefix = true
+[[route]]
+name = "api-host"
+match = {{ host = "api.example.com", path_prefix = "/api/" }}
+upstream = "{c}"
+[[route]]
+name = "ro"
+match = {{ path_prefix = "/ro", methods = ["GET"] }}
+upstream = "{a}"
+"#,
+        a = a.url(),
+        b = b.url(),
+        c = c.url()
+    ))
+    .await;
+    let r = get(&gw.url("/api/items")).await;
+    assert_eq!(r.header("x-upstream"), Some("b"));
+    assert_eq!(
+        r.json()["uri"],
+        "/items",
+        "strip_prefix removes the matched prefix"
+    );
+    let r = send(
+        &client(),
+        req("GET", &gw.url("/api/items"))
+            .header("host", "api.example.com")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.header("x-upstream"), Some("c"));
+    let r = get(&gw.url("/apixyz")).await;
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    let r = send(
+        &client(),
+        req("DELETE", &gw.url("/api/items"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.header("x-upstream"),
+        Some("a"),
+        "a method the longer route refuses falls to the next match"
+    );
+    let r = send(
+        &client(),
+        req("DELETE", &gw.url("/ro/x"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    let r = get(&gw.url("/public/../api/items")).await;
+    assert_eq!(
+        r.header("x-upstream"),
+        Some("b"),
+        "dot segments are resolved before routing"
+    );
+    assert_eq!(r.json()["uri"], "/items");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_problem_json() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[route]]
+name = "items"
+match = {{ path_prefix = "/items", methods = ["GET", "HEAD"] }}
+upstream = "{}"
+"#,
+        up.url()
+    ))
+    .await;
+    let r = get(&gw.url("/nothing")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let p = r.json();
+    assert_eq!(p["status"], 404);
+    assert_eq!(p["request_id"], r.header("x-request-id").unwrap());
+    let r = send(
+        &client(),
+        req("PUT", &gw.url("/items/1"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = send(
+        &client(),
+        req("TRACE", &gw.url("/items/1"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 405, "TRACE is never forwarded");
+    let r = get(&gw.url("/nothing/%3Cscript%3Ealert(1)%3C/script%3E")).await;
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("script"),
+        "problem bodies never echo the request"
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn round_robin_and_a_dead_upstream_is_skipped() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[route]]
+name = "app"
+upstream = ["{}", "{}", "http://{dead}"]
+passive_health = {{ max_fails = 1, fail_timeout = "1h" }}
+"#,
+        a.url(),
+        b.url()
+    ))
+    .await;
+    let c = client();
+    for _ in 0..30 {
+        let r = send(&c, req("GET", &gw.url("/")).body(Full::default()).unwrap()).await;
+        assert_eq!(
+            r.status, 200,
+            "a bodiless request is retried on the next upstream"
+        );
+    }
+    assert!(
+        a.count() >= 10 && b.count() >= 10,
+        "both live upstreams share the load: a={} b={}",
+        a.count(),
+        b.count()
+    );
+}
+
+#[tokio::test]
+async fn upstream_failures_are_502_and_504() {
+    let up = Upstream::start("a").await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[route]]
+name = "dead"
+match = {{ path_prefix = "/dead" }}
+upstream = "http://{dead}"
+[[route]]
+name = "slow"
+match = {{ path_prefix = "/slow" }}
+upstream = "{}"
+timeout = "200ms"
+"#,
+        up.url()
+    ))
+    .await;
+    let r = get(&gw.url("/dead")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["type"], "urn:rampart:problem:upstream-unavailable");
+    let r = get(&gw.url("/slow?ms=5000")).await;
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["type"], "urn:rampart:problem:upstream-timeout");
+}
