@@ -227,6 +227,14 @@ pub struct Events {
     /// `"stdout"`, `"stderr"` or a file path (relative to the config file); JSON lines.
     #[serde(default = "d_sink")]
     pub sink: String,
+    /// Write an `http.request` event for every request (the access log). Default on;
+    /// security events are written either way.
+    #[serde(default = "d_true")]
+    pub access_log: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_sink() -> String {
@@ -235,7 +243,10 @@ fn d_sink() -> String {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { sink: d_sink() }
+        Events {
+            sink: d_sink(),
+            access_log: true,
+        }
     }
 }
 

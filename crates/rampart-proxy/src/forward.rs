@@ -63,6 +63,8 @@ pub struct ForwardContext<'a> {
     pub path: &'a str,
     /// The request id, sent as `X-Request-Id`.
     pub request_id: &'a str,
+    /// The W3C `traceparent` to send (the client's when valid, else a new one).
+    pub traceparent: &'a str,
 }
 
 /// Sends requests to upstreams over pooled keep-alive connections.
@@ -312,6 +314,7 @@ fn rewrite_request_headers(
     }
     set(headers, "x-real-ip", &ctx.client.to_string());
     set(headers, "x-request-id", ctx.request_id);
+    set(headers, "traceparent", ctx.traceparent);
     if let Some(h) = host {
         headers.insert(header::HOST, h.clone());
     }
@@ -344,6 +347,7 @@ mod tests {
             proto: "http",
             path: "/",
             request_id: "rid-1",
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         }
     }
 

@@ -151,6 +151,22 @@ fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<Stri
     ok.then(|| v.to_owned())
 }
 
+/// W3C `traceparent`: version 00, 32 hex trace id, 16 hex parent id, 2 hex flags, ids not
+/// all zero.
+fn valid_traceparent(t: &str) -> bool {
+    let parts: Vec<&str> = t.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+        && parts[1].bytes().any(|b| b != b'0')
+        && parts[2].bytes().any(|b| b != b'0')
+}
+
 /// Request line and header block size, as a client sent it (near enough for a cap).
 fn head_size(req: &Request<Incoming>) -> usize {
     let line = req.method().as_str().len()
@@ -337,6 +353,19 @@ impl Gateway {
         let tripped = Arc::new(AtomicBool::new(false));
         let body =
             LimitedBody::new(body, route.max_body_bytes, Arc::clone(&tripped)).boxed_unsync();
+        let incoming_trace = parts
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| valid_traceparent(t));
+        let traceparent = match incoming_trace {
+            Some(t) => t.to_owned(),
+            None => {
+                // Ids are 32 hex digits and never zero: a trace id, and its low half a span id.
+                let id = self.next_request_id();
+                format!("00-{id}-{}-00", &id[16..])
+            }
+        };
         let fctx = ForwardContext {
             peer: ctx.chain.peer,
             peer_trusted: ctx.chain.peer_trusted,
@@ -344,6 +373,7 @@ impl Gateway {
             proto: if ctx.conn.tls { "https" } else { "http" },
             path: &ctx.path,
             request_id: &ctx.request_id,
+            traceparent: &traceparent,
         };
         let rt = Arc::clone(&ctx.rt);
         match rt.forwarder.forward(&route, parts, body, &fctx).await {
@@ -418,6 +448,7 @@ impl Gateway {
             reason: ctx.reason,
             bytes_out: 0,
             done: false,
+            access_log: ctx.rt.config.events.access_log,
         };
         resp.map(|body| LoggedBody {
             inner: body,
@@ -438,6 +469,7 @@ struct AccessLog {
     reason: Option<String>,
     bytes_out: u64,
     done: bool,
+    access_log: bool,
 }
 
 impl AccessLog {
@@ -452,6 +484,9 @@ impl AccessLog {
             .increment(1);
         metrics::histogram!("rampart_http_request_duration_seconds", "route" => route)
             .record(elapsed.as_secs_f64());
+        if !self.access_log {
+            return;
+        }
         let level = if self.status.is_server_error() {
             "error"
         } else {

@@ -106,7 +106,7 @@ impl Gateway {
             ready: AtomicBool::new(false),
             conns: Arc::new(ConnTracker::default()),
             id_prefix: u64::from_le_bytes(seed),
-            id_counter: AtomicU64::new(0),
+            id_counter: AtomicU64::new(1),
         }
     }
 

@@ -142,3 +142,30 @@ async fn demo_runs_with_one_command() {
         .status();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn access_log_can_be_turned_off_but_security_events_stay() {
+    let up = Upstream::start("a").await;
+    let body = format!(
+        "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n[[route]]\nname = \"admin\"\nupstream = \"{}\"\nallow_from = [\"10.0.0.0/8\"]\n",
+        up.url()
+    );
+    let gw = Gateway::start_with_events(&body, "access_log = false").await;
+    assert_eq!(get(&gw.url("/")).await.status, 403);
+    assert_eq!(get(&gw.url("/")).await.status, 403);
+    // One writer, in order: once the second request's event is written, any access event of
+    // the first would be too.
+    eventually("two security events", || {
+        (gw.events()
+            .iter()
+            .filter(|e| e["event"] == "route.deny")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        gw.events().iter().all(|e| e["event"] != "http.request"),
+        "no access events"
+    );
+}

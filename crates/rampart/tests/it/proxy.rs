@@ -343,3 +343,38 @@ timeout = "200ms"
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["type"], "urn:rampart:problem:upstream-timeout");
 }
+
+#[tokio::test]
+async fn traceparent_is_propagated_or_created() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    let theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    send(
+        &client(),
+        req("GET", &gw.url("/"))
+            .header("traceparent", theirs)
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(up.last().headers["traceparent"], theirs);
+    send(
+        &client(),
+        req("GET", &gw.url("/"))
+            .header("traceparent", "00-000-bad")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    let made = up.last().headers["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let parts: Vec<&str> = made.split('-').collect();
+    assert_eq!(parts.len(), 4, "{made}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len()),
+        ("00", 32, 16),
+        "{made}"
+    );
+}

@@ -166,10 +166,22 @@ impl Gateway {
     /// Starts `rampart serve` with `body` appended to a header that sets `version`, the admin
     /// listener and the event sink. `body` should declare its listeners with port 0.
     pub async fn start(body: &str) -> Gateway {
+        Gateway::start_with_events(body, "").await
+    }
+
+    /// Like `start`, with extra lines for the `[events]` table.
+    pub async fn start_with_events(body: &str, events_extra: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("rampart.toml");
         let events = dir.path().join("events.jsonl");
-        std::fs::write(&config, full_config(body)).unwrap();
+        std::fs::write(
+            &config,
+            full_config(body).replace(
+                "sink = \"events.jsonl\"\n",
+                &format!("sink = \"events.jsonl\"\n{events_extra}\n"),
+            ),
+        )
+        .unwrap();
         let out = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let child = Command::new(bin())
             .args(["serve", "--config"])
