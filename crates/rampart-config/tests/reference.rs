@@ -1,0 +1,121 @@
+//! docs/config.md lists every key the config types accept, and nothing else. The sample below
+//! spells out every field (no `..Default::default()`), so a new field does not compile until
+//! it is added here, and then this test asks for its documentation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rampart_config::*;
+
+/// Tables whose keys are the user's (header names) or documented as a whole.
+const OPAQUE: &[&str] = &["route.request_headers.set", "route.response_headers.set", "route.security_headers"];
+
+fn all_security_headers() -> SecurityHeaders {
+    SecurityHeaders {
+        content_type_options: Some(true),
+        referrer_policy: Some("no-referrer".into()),
+        frame_options: Some("DENY".into()),
+        content_security_policy: Some("default-src 'self'".into()),
+        strict_transport_security: Some("max-age=1".into()),
+        cross_origin_opener_policy: Some("same-origin".into()),
+        permissions_policy: Some("camera=()".into()),
+    }
+}
+
+fn sample() -> Config {
+    let edits = HeaderEdits { set: BTreeMap::from([("X-A".to_owned(), "1".to_owned())]), remove: vec!["X-B".into()] };
+    let cidrs = CidrList(vec!["10.0.0.0/8".parse().unwrap()]);
+    Config {
+        version: 1,
+        data_dir: PathBuf::from("./data"),
+        admin: Admin { bind: "127.0.0.1:9901".parse().unwrap() },
+        listener: vec![Listener {
+            name: "public".into(),
+            bind: "127.0.0.1:8080".parse().unwrap(),
+            firewall: Firewall { allow: cidrs.clone(), deny: cidrs.clone(), mode: Mode::Enforce },
+            trusted_proxies: cidrs.clone(),
+        }],
+        limits: Limits {
+            max_header_bytes: 1,
+            max_body_bytes: 1,
+            header_read_timeout: DurationStr(Duration::from_secs(1)),
+            idle_timeout: DurationStr(Duration::from_secs(1)),
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            upstream_connect_timeout: DurationStr(Duration::from_secs(1)),
+            upstream_timeout: DurationStr(Duration::from_secs(1)),
+            drain_timeout: DurationStr(Duration::from_secs(1)),
+        },
+        events: Events { sink: "stdout".into(), access_log: true },
+        security_headers: all_security_headers(),
+        cors: vec![CorsPolicy {
+            name: "spa".into(),
+            allow_origins: vec!["https://a.example".into()],
+            allow_credentials: true,
+            allow_methods: vec!["GET".into()],
+            allow_headers: vec!["X".into()],
+            expose_headers: vec!["Y".into()],
+            max_age: DurationStr(Duration::from_secs(1)),
+        }],
+        route: vec![Route {
+            name: "r".into(),
+            match_: RouteMatch { host: Some("a.example".into()), path_prefix: "/".into(), methods: Some(vec!["GET".into()]) },
+            upstream: OneOrMany::One("http://127.0.0.1:1".into()),
+            cors: Some("spa".into()),
+            allow_from: Some(cidrs),
+            allow_from_mode: Mode::Detect,
+            strip_prefix: true,
+            timeout: Some(DurationStr(Duration::from_secs(1))),
+            max_body_bytes: Some(1),
+            passive_health: PassiveHealth { max_fails: 1, fail_timeout: DurationStr(Duration::from_secs(1)) },
+            request_headers: edits.clone(),
+            response_headers: edits,
+            security_headers: Some(all_security_headers()),
+        }],
+    }
+}
+
+fn collect(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                if OPAQUE.contains(&path.as_str()) {
+                    out.insert(path);
+                    continue;
+                }
+                match v {
+                    toml::Value::Table(_) => collect(&path, v, out),
+                    toml::Value::Array(items) if items.first().is_some_and(toml::Value::is_table) => {
+                        for item in items {
+                            collect(&path, item, out);
+                        }
+                    }
+                    _ => {
+                        out.insert(path);
+                    }
+                }
+            }
+        }
+        _ => unreachable!("the config is a table"),
+    }
+}
+
+#[test]
+fn docs_list_every_key_and_only_real_keys() {
+    let value = toml::Value::try_from(sample()).unwrap();
+    let mut keys = BTreeSet::new();
+    collect("", &value, &mut keys);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+    let documented: BTreeSet<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<_> = keys.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&keys).collect();
+    assert!(missing.is_empty(), "keys without documentation in docs/config.md: {missing:?}");
+    assert!(stale.is_empty(), "documented keys the config does not accept: {stale:?}");
+}
