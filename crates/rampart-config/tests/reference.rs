@@ -9,7 +9,11 @@ use std::time::Duration;
 use rampart_config::*;
 
 /// Tables whose keys are the user's (header names) or documented as a whole.
-const OPAQUE: &[&str] = &["route.request_headers.set", "route.response_headers.set", "route.security_headers"];
+const OPAQUE: &[&str] = &[
+    "route.request_headers.set",
+    "route.response_headers.set",
+    "route.security_headers",
+];
 
 fn all_security_headers() -> SecurityHeaders {
     SecurityHeaders {
@@ -24,16 +28,25 @@ fn all_security_headers() -> SecurityHeaders {
 }
 
 fn sample() -> Config {
-    let edits = HeaderEdits { set: BTreeMap::from([("X-A".to_owned(), "1".to_owned())]), remove: vec!["X-B".into()] };
+    let edits = HeaderEdits {
+        set: BTreeMap::from([("X-A".to_owned(), "1".to_owned())]),
+        remove: vec!["X-B".into()],
+    };
     let cidrs = CidrList(vec!["10.0.0.0/8".parse().unwrap()]);
     Config {
         version: 1,
         data_dir: PathBuf::from("./data"),
-        admin: Admin { bind: "127.0.0.1:9901".parse().unwrap() },
+        admin: Admin {
+            bind: "127.0.0.1:9901".parse().unwrap(),
+        },
         listener: vec![Listener {
             name: "public".into(),
             bind: "127.0.0.1:8080".parse().unwrap(),
-            firewall: Firewall { allow: cidrs.clone(), deny: cidrs.clone(), mode: Mode::Enforce },
+            firewall: Firewall {
+                allow: cidrs.clone(),
+                deny: cidrs.clone(),
+                mode: Mode::Enforce,
+            },
             trusted_proxies: cidrs.clone(),
         }],
         limits: Limits {
@@ -47,7 +60,10 @@ fn sample() -> Config {
             upstream_timeout: DurationStr(Duration::from_secs(1)),
             drain_timeout: DurationStr(Duration::from_secs(1)),
         },
-        events: Events { sink: "stdout".into(), access_log: true },
+        events: Events {
+            sink: "stdout".into(),
+            access_log: true,
+        },
         security_headers: all_security_headers(),
         cors: vec![CorsPolicy {
             name: "spa".into(),
@@ -60,7 +76,11 @@ fn sample() -> Config {
         }],
         route: vec![Route {
             name: "r".into(),
-            match_: RouteMatch { host: Some("a.example".into()), path_prefix: "/".into(), methods: Some(vec!["GET".into()]) },
+            match_: RouteMatch {
+                host: Some("a.example".into()),
+                path_prefix: "/".into(),
+                methods: Some(vec!["GET".into()]),
+            },
             upstream: OneOrMany::One("http://127.0.0.1:1".into()),
             cors: Some("spa".into()),
             allow_from: Some(cidrs),
@@ -68,7 +88,10 @@ fn sample() -> Config {
             strip_prefix: true,
             timeout: Some(DurationStr(Duration::from_secs(1))),
             max_body_bytes: Some(1),
-            passive_health: PassiveHealth { max_fails: 1, fail_timeout: DurationStr(Duration::from_secs(1)) },
+            passive_health: PassiveHealth {
+                max_fails: 1,
+                fail_timeout: DurationStr(Duration::from_secs(1)),
+            },
             request_headers: edits.clone(),
             response_headers: edits,
             security_headers: Some(all_security_headers()),
@@ -80,14 +103,20 @@ fn collect(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
     match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 if OPAQUE.contains(&path.as_str()) {
                     out.insert(path);
                     continue;
                 }
                 match v {
                     toml::Value::Table(_) => collect(&path, v, out),
-                    toml::Value::Array(items) if items.first().is_some_and(toml::Value::is_table) => {
+                    toml::Value::Array(items)
+                        if items.first().is_some_and(toml::Value::is_table) =>
+                    {
                         for item in items {
                             collect(&path, item, out);
                         }
@@ -107,7 +136,8 @@ fn docs_list_every_key_and_only_real_keys() {
     let value = toml::Value::try_from(sample()).unwrap();
     let mut keys = BTreeSet::new();
     collect("", &value, &mut keys);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md"))
+        .unwrap();
     let documented: BTreeSet<String> = doc
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
@@ -116,6 +146,12 @@ fn docs_list_every_key_and_only_real_keys() {
         .collect();
     let missing: Vec<_> = keys.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&keys).collect();
-    assert!(missing.is_empty(), "keys without documentation in docs/config.md: {missing:?}");
-    assert!(stale.is_empty(), "documented keys the config does not accept: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        "keys without documentation in docs/config.md: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "documented keys the config does not accept: {stale:?}"
+    );
 }

@@ -165,3 +165,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_forwarded_for_value_resolves_without_panic(value in "[ -~]{0,120}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = value.parse() {
+                h.insert("x-forwarded-for", v);
+            }
+            let trusted = CidrList(vec!["127.0.0.0/8".parse().unwrap()]);
+            let c = ForwardedChain::resolve("127.0.0.1".parse().unwrap(), &h, &trusted);
+            prop_assert!(c.peer_trusted);
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub enum PathError {
 }
 
 /// Decodes percent-encoded unreserved characters (so `%2e%2e` is `..`), upper-cases the hex of
-/// the others, and removes dot segments (RFC 3986 §5.2.4). Encoded slashes stay encoded.
+/// the others, encodes stray `%` as `%25`, and removes dot segments (RFC 3986 §5.2.4). Encoded slashes stay encoded.
 pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
@@ -43,6 +43,13 @@ fn decode_unreserved(path: &str) -> String {
                 out.push(bytes[i + 2].to_ascii_uppercase() as char);
             }
             i += 3;
+            continue;
+        }
+        if bytes[i] == b'%' {
+            // A stray '%' is encoded, so decoding here can never form a new escape
+            // (`%%30a` must not become `%0a` for the upstream to decode again).
+            out.push_str("%25");
+            i += 1;
             continue;
         }
         // Paths reaching here are valid URI characters (hyper checked them), all ASCII.
@@ -105,12 +112,29 @@ mod tests {
             ("/a%2fb/../c", "/c"),
             ("/a%2Fb", "/a%2Fb"),
             ("/%7euser", "/~user"),
-            ("/a%zz", "/a%zz"),
-            ("/a%2", "/a%2"),
+            ("/a%zz", "/a%25zz"),
+            ("/%%30a", "/%250a"),
+            ("/a%2", "/a%252"),
             ("/", "/"),
         ] {
             assert_eq!(normalize(input).unwrap(), want, "{input}");
         }
         assert_eq!(normalize("*"), Err(PathError::NotAbsolute));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalization_is_idempotent_and_leaves_no_dot_segments(path in "/[a-zA-Z0-9%./~_-]{0,60}") {
+            let once = normalize(&path).unwrap().into_owned();
+            prop_assert_eq!(normalize(&once).unwrap().into_owned(), once.clone());
+            prop_assert!(once.split('/').all(|s| s != "." && s != ".."), "{}", once);
+            prop_assert!(once.starts_with('/'));
+        }
     }
 }
