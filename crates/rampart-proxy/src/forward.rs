@@ -193,7 +193,15 @@ impl Forwarder {
             match outcome {
                 Ok(Ok(mut resp)) => {
                     route.upstreams.report(i, true);
+                    let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+                    let protocol = resp.headers().get(header::UPGRADE).cloned();
                     strip_hop_by_hop(resp.headers_mut());
+                    if let (true, Some(p)) = (switching, protocol) {
+                        // A 101 keeps the headers that say what the connection becomes.
+                        resp.headers_mut().insert(header::UPGRADE, p);
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                    }
                     return Ok(resp);
                 }
                 Ok(Err(e)) if e.is_connect() => {
@@ -246,6 +254,22 @@ fn chain_has_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` and `Upgrade`),
+/// such as `websocket`.
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
@@ -268,7 +292,12 @@ fn rewrite_request_headers(
     host: Option<&HeaderValue>,
     ctx: &ForwardContext<'_>,
 ) {
+    let upgrade = upgrade_protocol(headers);
     strip_hop_by_hop(headers);
+    if let Some(p) = upgrade {
+        headers.insert(header::UPGRADE, p);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     let peer = ctx.peer.to_string();
     let host_str = host.and_then(|h| h.to_str().ok()).unwrap_or("");
     let for_value = match ctx.peer {

@@ -151,6 +151,18 @@ fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<Stri
     ok.then(|| v.to_owned())
 }
 
+/// Copies bytes both ways between an upgraded client connection and its upstream.
+async fn join_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    match tokio::join!(client, upstream) {
+        (Ok(c), Ok(u)) => {
+            let mut c = hyper_util::rt::TokioIo::new(c);
+            let mut u = hyper_util::rt::TokioIo::new(u);
+            let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+        }
+        (c, u) => tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade failed"),
+    }
+}
+
 /// W3C `traceparent`: version 00, 32 hex trace id, 16 hex parent id, 2 hex flags, ids not
 /// all zero.
 fn valid_traceparent(t: &str) -> bool {
@@ -346,9 +358,14 @@ impl Gateway {
     }
 
     async fn proxy(&self, ctx: &mut RequestCtx) -> Verdict {
-        let (Some(route), Some(req)) = (ctx.route.clone(), ctx.req.take()) else {
+        let (Some(route), Some(mut req)) = (ctx.route.clone(), ctx.req.take()) else {
             return Verdict::Continue;
         };
+        // WebSocket and other HTTP/1.1 upgrades: once the upstream agrees (101), the two
+        // connections are joined byte for byte.
+        let client_upgrade = (req.version() == Version::HTTP_11
+            && rampart_proxy::forward::upgrade_protocol(req.headers()).is_some())
+        .then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let tripped = Arc::new(AtomicBool::new(false));
         let body =
@@ -377,7 +394,15 @@ impl Gateway {
         };
         let rt = Arc::clone(&ctx.rt);
         match rt.forwarder.forward(&route, parts, body, &fctx).await {
-            Ok(resp) => Verdict::Respond(resp.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+            Ok(mut resp) => {
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_upgrade) = client_upgrade
+                {
+                    let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade));
+                }
+                Verdict::Respond(resp.map(|b| b.map_err(BoxError::from).boxed_unsync()))
+            }
             Err(_) if tripped.load(Ordering::Acquire) => {
                 self.security_event(
                     ctx,

@@ -378,3 +378,41 @@ async fn traceparent_is_propagated_or_created() {
         "{made}"
     );
 }
+
+#[tokio::test]
+async fn upgrades_are_joined_end_to_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr("public"))
+        .await
+        .unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(PATIENCE, s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed during the 101: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    s.write_all(b"ping through the gateway").await.unwrap();
+    let mut echoed = [0u8; 24];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping through the gateway");
+}

@@ -73,7 +73,7 @@ impl Upstream {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| answer(name, seen.clone(), req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
             }
@@ -108,8 +108,24 @@ fn query_num(uri: &http::Uri, key: &str) -> Option<u64> {
 async fn answer(
     name: &'static str,
     seen: Arc<Mutex<Vec<Seen>>>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/ws" && req.headers().get("upgrade").is_some() {
+        // Switches to an echo protocol: every byte sent comes back.
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let mut r = Response::new(Full::default());
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut().insert("upgrade", "echo".parse().unwrap());
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
+        return Ok(r);
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
