@@ -8,7 +8,9 @@ use http::{HeaderName, HeaderValue, Method, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::origin::{OriginPattern, parse_origin_pattern};
-use crate::types::{Config, CorsPolicy, HeaderEdits, Listener, Route, SecurityHeaders};
+use crate::types::{
+    Config, CorsPolicy, HeaderEdits, Listener, RateLimitPolicy, Route, SecurityHeaders,
+};
 
 /// One problem with a config, at a key path as TOML names it (`route[2].upstream`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +158,10 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "events",
     "security_headers",
+    "shared",
     "cors",
+    "rate_limit",
+    "bans",
     "route",
 ];
 
@@ -211,7 +216,11 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
     let events = one("events").and_then(|v| de(v, "events", errors));
     let security_headers = one("security_headers").and_then(|v| de(v, "security_headers", errors));
     let (listener, listener_pos) = list::<Listener>(one("listener"), "listener", errors);
+    let shared = one("shared").and_then(|v| de(v, "shared", errors));
+    let bans = one("bans").and_then(|v| de(v, "bans", errors));
     let (cors, cors_pos) = list::<CorsPolicy>(one("cors"), "cors", errors);
+    let (rate_limit, rate_limit_pos) =
+        list::<RateLimitPolicy>(one("rate_limit"), "rate_limit", errors);
     let (route, route_pos) = list::<Route>(one("route"), "route", errors);
     let config = Config {
         // A missing or unreadable version is already an error; 1 lets the other checks run.
@@ -222,13 +231,17 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
         limits: limits.unwrap_or_default(),
         events: events.unwrap_or_default(),
         security_headers: security_headers.unwrap_or_default(),
+        shared: shared.unwrap_or_default(),
         cors,
+        rate_limit,
+        bans,
         route,
     };
     let positions = Positions {
         lists: vec![
             ("listener", listener_pos),
             ("cors", cors_pos),
+            ("rate_limit", rate_limit_pos),
             ("route", route_pos),
         ],
     };
@@ -369,6 +382,7 @@ fn validate(
     }
     validate_security_headers(&config.security_headers, "security_headers", errors);
     let cors = validate_cors(&config.cors, errors);
+    validate_shared_and_limits(config, errors);
     validate_routes(config, errors, warnings);
     cors
 }
@@ -576,6 +590,80 @@ fn validate_cors(
     out
 }
 
+/// Rate-limit keys known before authentication.
+const ANON_KEYS: &[&str] = &["ip", "route"];
+/// Keys that need a verified identity.
+const IDENTITY_KEYS: &[&str] = &["user", "client", "api_key"];
+
+fn check_rate(rate: &str) -> Result<(), String> {
+    let bad =
+        || format!("{rate:?} is not a rate; write it like \"100/s\", \"600/m\" or \"1000/h\"");
+    let (n, unit) = rate.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || !matches!(unit.trim(), "s" | "m" | "h") {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn validate_shared_and_limits(config: &Config, errors: &mut Vec<ConfigError>) {
+    let url = config.shared.url.as_str();
+    let scheme_ok =
+        url == "memory://" || url.starts_with("redis://") || url.starts_with("redis+cluster://");
+    if !scheme_ok {
+        errors.push(err(
+            "shared.url",
+            "use \"memory://\", \"redis://host:port\" or \"redis+cluster://h1,h2,h3\"",
+        ));
+    }
+    duplicates(
+        config.rate_limit.iter().map(|p| p.name.as_str()),
+        "rate_limit",
+        "rate limit",
+        errors,
+    );
+    for (i, p) in config.rate_limit.iter().enumerate() {
+        let path = format!("rate_limit[{i}]");
+        check_name(&p.name, &format!("{path}.name"), errors);
+        if let Err(why) = check_rate(&p.rate) {
+            errors.push(err(&format!("{path}.rate"), &why));
+        }
+        if p.burst == 0 {
+            errors.push(err(&format!("{path}.burst"), "must be at least 1"));
+        }
+        let key = p.key.as_str();
+        if let Some(name) = key.strip_prefix("header:") {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(err(
+                    &format!("{path}.key"),
+                    &format!("{name:?} is not a header name"),
+                ));
+            }
+        } else if IDENTITY_KEYS.contains(&key) {
+            errors.push(err(
+                &format!("{path}.key"),
+                &format!("key {key:?} counts a verified identity, and routes cannot require authentication yet; use \"ip\", \"route\" or \"header:NAME\""),
+            ));
+        } else if !ANON_KEYS.contains(&key) {
+            errors.push(err(
+                &format!("{path}.key"),
+                &format!("unknown key {key:?}; use \"ip\", \"route\" or \"header:NAME\""),
+            ));
+        }
+    }
+    if let Some(b) = &config.bans {
+        if !(b.threshold.is_finite() && b.threshold > 0.0) {
+            errors.push(err("bans.threshold", "must be a number above 0"));
+        }
+        if b.duration.get().is_zero() {
+            errors.push(err("bans.duration", "must be longer than 0"));
+        }
+        if b.max_duration < b.duration {
+            errors.push(err("bans.max_duration", "must be at least bans.duration"));
+        }
+    }
+}
+
 fn validate_routes(
     config: &Config,
     errors: &mut Vec<ConfigError>,
@@ -672,6 +760,14 @@ fn validate_routes(
                 &format!("{path}.cors"),
                 &format!("no [[cors]] policy is named {name:?}"),
             ));
+        }
+        for (j, name) in r.rate_limit.iter().enumerate() {
+            if !config.rate_limit.iter().any(|p| &p.name == name) {
+                errors.push(err(
+                    &format!("{path}.rate_limit[{j}]"),
+                    &format!("no [[rate_limit]] policy is named {name:?}"),
+                ));
+            }
         }
         if let Some(allow) = &r.allow_from
             && allow.is_empty()

@@ -34,9 +34,17 @@ pub struct Config {
     /// Security headers added to every response.
     #[serde(default)]
     pub security_headers: SecurityHeaders,
+    /// Where state shared between gateway nodes lives (rate-limit counters, bans).
+    #[serde(default)]
+    pub shared: Shared,
     /// Named CORS policies (`[[cors]]`), used by routes.
     #[serde(default)]
     pub cors: Vec<CorsPolicy>,
+    /// Named rate-limit policies (`[[rate_limit]]`), used by routes.
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimitPolicy>,
+    /// Behaviour bans (`[bans]`); absent: off.
+    pub bans: Option<Bans>,
     /// Routes (`[[route]]`): which requests go to which upstream, under which policies.
     #[serde(default)]
     pub route: Vec<Route>,
@@ -311,6 +319,82 @@ fn d_cors_max_age() -> DurationStr {
     Duration::from_secs(600).into()
 }
 
+/// `[shared]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shared {
+    /// `"memory://"` (this node only), `"redis://host:6379"` or
+    /// `"redis+cluster://h1:6379,h2:6379,h3:6379"`. Read at start; a change needs a restart.
+    #[serde(default = "d_shared_url")]
+    pub url: String,
+}
+
+fn d_shared_url() -> String {
+    "memory://".to_owned()
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            url: d_shared_url(),
+        }
+    }
+}
+
+/// `[[rate_limit]]`: a named GCRA policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicy {
+    /// Unique name, referenced by `route.rate_limit`; shown in `RateLimit-Policy`.
+    pub name: String,
+    /// What is counted: `ip` (IPv6 by /64), `route`, or `header:NAME` (counted by IP when the
+    /// header is absent).
+    pub key: String,
+    /// Sustained rate: `"100/s"`, `"600/m"`, `"1000/h"`.
+    pub rate: String,
+    /// Requests allowed at once on top of the rate; with burst N, N requests in an instant pass
+    /// and the next is refused.
+    pub burst: u32,
+    /// While the shared store is down: `true` lets requests through, `false` answers 503.
+    #[serde(default = "d_true")]
+    pub fail_open: bool,
+    /// `enforce` answers 429; `detect` logs `ratelimit.reject` and lets the request through.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// `[bans]`: clients whose behaviour scores (429s, 404 bursts…) cross a threshold are refused
+/// at accept for a while; repeat offenders for longer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bans {
+    /// `enforce` closes banned clients' connections; `detect` only logs.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Networks never scored nor banned.
+    #[serde(default)]
+    pub exempt: CidrList,
+    /// Score that bans. Default 20 (a 429 scores 1, a 404 0.5).
+    #[serde(default = "d_ban_threshold")]
+    pub threshold: f64,
+    /// Length of a first ban. Default `5m`; each repeat lasts 4 times the previous.
+    #[serde(default = "d_ban_duration")]
+    pub duration: DurationStr,
+    /// Longest ban. Default `24h`.
+    #[serde(default = "d_ban_max")]
+    pub max_duration: DurationStr,
+}
+
+fn d_ban_threshold() -> f64 {
+    20.0
+}
+fn d_ban_duration() -> DurationStr {
+    Duration::from_secs(300).into()
+}
+fn d_ban_max() -> DurationStr {
+    Duration::from_secs(86_400).into()
+}
+
 /// `[[route]]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +408,9 @@ pub struct Route {
     pub upstream: OneOrMany<String>,
     /// Name of a `[[cors]]` policy for this route.
     pub cors: Option<String>,
+    /// Names of `[[rate_limit]]` policies; all must admit the request.
+    #[serde(default)]
+    pub rate_limit: Vec<String>,
     /// Only these sources may use the route (403 otherwise).
     pub allow_from: Option<CidrList>,
     /// Mode of `allow_from`. Default `enforce`.

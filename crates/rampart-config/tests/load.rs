@@ -171,3 +171,22 @@ upstream = []
     );
     assert!(has(&e, "route[1].upstream: empty"), "{e:#?}");
 }
+
+#[test]
+fn rate_limit_policies_are_checked() {
+    let text = format!(
+        "{MINIMAL}rate_limit = [\"per-ip\", \"nope\"]\n[[rate_limit]]\nname = \"per-ip\"\nkey = \"ip\"\nrate = \"10/x\"\nburst = 0\n[[rate_limit]]\nname = \"who\"\nkey = \"user\"\nrate = \"1/s\"\nburst = 1\n[shared]\nurl = \"mysql://x\"\n"
+    );
+    let e = errors(&text);
+    assert!(has(&e, "rate_limit[0].rate"), "{e:#?}");
+    assert!(has(&e, "rate_limit[0].burst"), "{e:#?}");
+    assert!(has(&e, "rate_limit[1].key"), "{e:#?}");
+    assert!(
+        has(
+            &e,
+            "route[0].rate_limit[1]: no [[rate_limit]] policy is named \"nope\""
+        ),
+        "{e:#?}"
+    );
+    assert!(has(&e, "shared.url"), "{e:#?}");
+}

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rampart_config::Bans;
 use rampart_config::*;
 
 /// Tables whose keys are the user's (header names) or documented as a whole.
@@ -65,6 +66,24 @@ fn sample() -> Config {
             access_log: true,
         },
         security_headers: all_security_headers(),
+        shared: Shared {
+            url: "memory://".into(),
+        },
+        rate_limit: vec![RateLimitPolicy {
+            name: "per-ip".into(),
+            key: "ip".into(),
+            rate: "10/s".into(),
+            burst: 1,
+            fail_open: true,
+            mode: Mode::Enforce,
+        }],
+        bans: Some(Bans {
+            mode: Mode::Enforce,
+            exempt: CidrList(vec![]),
+            threshold: 1.0,
+            duration: DurationStr(Duration::from_secs(1)),
+            max_duration: DurationStr(Duration::from_secs(1)),
+        }),
         cors: vec![CorsPolicy {
             name: "spa".into(),
             allow_origins: vec!["https://a.example".into()],
@@ -83,6 +102,7 @@ fn sample() -> Config {
             },
             upstream: OneOrMany::One("http://127.0.0.1:1".into()),
             cors: Some("spa".into()),
+            rate_limit: vec!["per-ip".into()],
             allow_from: Some(cidrs),
             allow_from_mode: Mode::Detect,
             strip_prefix: true,

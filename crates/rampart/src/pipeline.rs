@@ -20,6 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use rampart_config::Mode;
+use rampart_limit::{KeyKind, LimitKey, Offence, Policy, RateLimitHeaders, RateVerdict};
 use rampart_listen::{ConnInfo, ForwardedChain, Handler};
 use rampart_proxy::body::BoxError;
 use rampart_proxy::secheaders::SecurityHeaderSet;
@@ -37,15 +38,19 @@ pub enum Phase {
     Edge,
     /// Answer preflights before anything costly; refuse disallowed ones.
     Cors,
-    // LimitAnon, Waf, Authenticate, Authorize, LimitIdentity and Validate come here.
+    /// Rate limits keyed before authentication (ip, route, header): the cheapest refusal
+    /// of a flood.
+    LimitAnon,
+    // Waf, Authenticate, Authorize, LimitIdentity and Validate come here.
     /// Forward to the upstream, streaming the body under the route's cap.
     Proxy,
 }
 
 /// The request phases, in order.
 pub const REQUEST_PHASES: &[Phase] = &[
-    Phase::Edge,  // cheapest checks, and the route every later phase reads its policy from
-    Phase::Cors,  // preflights answered before limits and the WAF spend anything on them
+    Phase::Edge, // cheapest checks, and the route every later phase reads its policy from
+    Phase::Cors, // preflights answered before limits and the WAF spend anything on them
+    Phase::LimitAnon, // floods refused before the WAF and the upstream spend anything
     Phase::Proxy, // last: everything before it may refuse
 ];
 
@@ -71,6 +76,7 @@ pub struct RequestCtx {
     origin: Option<HeaderValue>,
     route: Option<Arc<RouteEntry>>,
     preflight_answered: bool,
+    rate_headers: Option<RateLimitHeaders>,
     req: Option<Request<Incoming>>,
     reason: Option<String>,
 }
@@ -111,6 +117,7 @@ impl Handler for Gateway {
             chain,
             route: None,
             preflight_answered: false,
+            rate_headers: None,
             req: Some(req),
             reason: None,
         };
@@ -119,6 +126,7 @@ impl Handler for Gateway {
             let verdict = match phase {
                 Phase::Edge => self.edge(&mut ctx),
                 Phase::Cors => self.cors(&mut ctx),
+                Phase::LimitAnon => self.limit_anon(&mut ctx).await,
                 Phase::Proxy => self.proxy(&mut ctx).await,
             };
             if let Verdict::Respond(resp) = verdict {
@@ -149,6 +157,23 @@ fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<Stri
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| v.to_owned())
+}
+
+/// Sets the `RateLimit`, `RateLimit-Policy` and `Retry-After` headers of a decision.
+fn put_rate_headers(h: &mut http::HeaderMap, r: &RateLimitHeaders) {
+    for (name, value) in [
+        ("ratelimit", &r.rate_limit),
+        ("ratelimit-policy", &r.rate_limit_policy),
+    ] {
+        if !value.is_empty()
+            && let Ok(v) = HeaderValue::from_str(value)
+        {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    if let Some(secs) = r.retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
 }
 
 /// Copies bytes both ways between an upgraded client connection and its upstream.
@@ -357,6 +382,106 @@ impl Gateway {
         }
     }
 
+    async fn limit_anon(&self, ctx: &mut RequestCtx) -> Verdict {
+        let Some(route) = ctx.route.clone() else {
+            return Verdict::Continue;
+        };
+        let rt = Arc::clone(&ctx.rt);
+        let Some(all) = rt.route_limits.get(route.index).filter(|l| !l.is_empty()) else {
+            return Verdict::Continue;
+        };
+        let client = ctx.chain.client.0;
+        let key_for = |p: &Policy| -> LimitKey {
+            match p.key() {
+                KeyKind::Route => LimitKey::new(p, &route.name),
+                KeyKind::Header(name) => {
+                    match ctx
+                        .req
+                        .as_ref()
+                        .and_then(|r| r.headers().get(name.as_str()))
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        Some(v) => LimitKey::new(p, v),
+                        None => LimitKey::with_kind(p, &KeyKind::Ip, &client.to_string()),
+                    }
+                }
+                _ => LimitKey::ip(p, client),
+            }
+        };
+        let mut active: Vec<&crate::runtime::LimitPolicy> = all.iter().map(Arc::as_ref).collect();
+        // A policy in detect mode that would refuse is logged and set aside; the others
+        // are checked again without it, so it never hides an enforcing policy.
+        loop {
+            let keys: Vec<LimitKey> = active.iter().map(|l| key_for(&l.policy)).collect();
+            let checks: Vec<(&Policy, &LimitKey)> =
+                active.iter().map(|l| &l.policy).zip(keys.iter()).collect();
+            let verdict = self.limiter.check_all(&checks).await;
+            let policies: Vec<&Policy> = active.iter().map(|l| &l.policy).collect();
+            let headers = verdict.headers(&policies);
+            match verdict {
+                RateVerdict::Allowed(_) => {
+                    if !active.is_empty() {
+                        ctx.rate_headers = Some(headers);
+                    }
+                    return Verdict::Continue;
+                }
+                RateVerdict::Limited { index, .. } => {
+                    let limit = active[index];
+                    let name = limit.policy.name().to_owned();
+                    self.security_event(
+                        ctx,
+                        "ratelimit.reject",
+                        limit.mode,
+                        429,
+                        &format!("policy {name}"),
+                    );
+                    self.offence(ctx, Offence::RateLimited);
+                    if limit.mode == Mode::Enforce {
+                        ctx.reason = Some(format!("rate limited by policy {name}"));
+                        let mut resp = GatewayError::RateLimited(name).to_response(&ctx.request_id);
+                        put_rate_headers(resp.headers_mut(), &headers);
+                        return Verdict::Respond(resp);
+                    }
+                    active.remove(index);
+                }
+                RateVerdict::Unavailable { index } => {
+                    let limit = active[index];
+                    self.security_event(
+                        ctx,
+                        "ratelimit.unavailable",
+                        limit.mode,
+                        503,
+                        "shared store down and the policy fails closed",
+                    );
+                    if limit.mode == Mode::Enforce {
+                        return self.refuse(ctx, GatewayError::Unavailable("rate-limit store"));
+                    }
+                    active.remove(index);
+                }
+            }
+        }
+    }
+
+    /// Feeds the behaviour score of the client when bans are on; a crossing bans it.
+    fn offence(&self, ctx: &RequestCtx, offence: Offence) {
+        let Some(mode) = ctx.rt.bans_mode.filter(|m| *m != Mode::Off) else {
+            return;
+        };
+        let scored = self.bans.record(ctx.chain.client.0, offence);
+        if let Some(ban) = scored.banned {
+            count_decision("ban", "add", mode, "");
+            let until = humantime::format_rfc3339_seconds(ban.until).to_string();
+            self.emit(
+                Event::new("warn", "ban.add")
+                    .with("request_id", ctx.request_id.as_str())
+                    .with("client_ip", ctx.chain.client.to_string())
+                    .with("mode", mode.as_str())
+                    .with("reason", ban.reason.to_string())
+                    .with("until", until),
+            );
+        }
+    }
+
     async fn proxy(&self, ctx: &mut RequestCtx) -> Verdict {
         let (Some(route), Some(mut req)) = (ctx.route.clone(), ctx.req.take()) else {
             return Verdict::Continue;
@@ -452,8 +577,15 @@ impl Gateway {
             ctx.conn.tls,
             h,
         );
+        if let Some(rate) = &ctx.rate_headers {
+            put_rate_headers(h, rate);
+        }
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             h.insert(HeaderName::from_static("x-request-id"), v);
+        }
+        if resp.status() == StatusCode::NOT_FOUND {
+            // Scanners walk paths: bursts of 404s count toward a ban.
+            self.offence(ctx, Offence::NotFound);
         }
         resp
     }

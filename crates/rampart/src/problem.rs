@@ -34,6 +34,12 @@ pub enum GatewayError {
     /// The request is malformed in a way the gateway will not forward. Client → 400.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A rate-limit policy refused the request. Client → 429 (with `Retry-After`).
+    #[error("rate limited by policy {0}")]
+    RateLimited(String),
+    /// A backing service a control needs is down and the control fails closed. Us → 503.
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
     /// The upstream failed. Upstream → 502 or 504.
     #[error(transparent)]
     Upstream(#[from] ProxyError),
@@ -49,6 +55,8 @@ impl GatewayError {
             GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream(e) => e.status(),
         }
     }
@@ -63,6 +71,8 @@ impl GatewayError {
             GatewayError::HeadersTooLarge => "headers-too-large",
             GatewayError::BodyTooLarge => "body-too-large",
             GatewayError::BadRequest(_) => "bad-request",
+            GatewayError::RateLimited(_) => "rate-limited",
+            GatewayError::Unavailable(_) => "unavailable",
             GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
                 "upstream-timeout"
             }
@@ -88,6 +98,12 @@ impl GatewayError {
             }
             GatewayError::BodyTooLarge => "The request body is larger than this server accepts.",
             GatewayError::BadRequest(why) => why,
+            GatewayError::RateLimited(_) => {
+                "Too many requests; retry after the time in the Retry-After header."
+            }
+            GatewayError::Unavailable(_) => {
+                "A service this request depends on is unavailable; retry shortly."
+            }
             GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
                 "The upstream service did not answer in time."
             }
@@ -118,6 +134,9 @@ impl GatewayError {
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, GatewayError::Unavailable(_)) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let GatewayError::MethodNotAllowed(allow) = self {
             let list = allow
                 .iter()

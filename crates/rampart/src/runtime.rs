@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use rampart_config::{CidrList, Firewall, Mode, ValidatedConfig};
+use rampart_limit::{BanPolicy, Bans, Limiter, Policy, StoreOptions};
 use rampart_listen::{Admission, ConnTracker, Gate, HttpLimits, Refusal};
 use rampart_proxy::secheaders::SecurityHeaderSet;
 use rampart_proxy::{Forwarder, RouteTable};
@@ -21,6 +22,15 @@ pub struct ListenerPolicy {
     pub firewall: Firewall,
     /// Who may set forwarding headers.
     pub trusted_proxies: CidrList,
+}
+
+/// A `[[rate_limit]]` policy, compiled.
+#[derive(Debug)]
+pub struct LimitPolicy {
+    /// The GCRA policy.
+    pub policy: Policy,
+    /// Its mode.
+    pub mode: Mode,
 }
 
 /// Everything a request needs from the config, compiled once per config.
@@ -38,6 +48,10 @@ pub struct Runtime {
     pub listeners: HashMap<String, ListenerPolicy>,
     /// HTTP limits for new connections.
     pub http_limits: HttpLimits,
+    /// Rate-limit policies of each route, by route index (`route[i]`).
+    pub route_limits: Vec<Vec<Arc<LimitPolicy>>>,
+    /// Mode of behaviour bans; `None` when `[bans]` is absent.
+    pub bans_mode: Option<Mode>,
 }
 
 impl Runtime {
@@ -62,7 +76,34 @@ impl Runtime {
                 (li.name.clone(), policy)
             })
             .collect();
+        let policies: HashMap<&str, Arc<LimitPolicy>> = config
+            .rate_limit
+            .iter()
+            .filter_map(|p| {
+                // Validated at load: the key, rate and burst parse.
+                let policy = Policy::parse(&p.name, &p.key, &p.rate, p.burst, p.fail_open).ok()?;
+                Some((
+                    p.name.as_str(),
+                    Arc::new(LimitPolicy {
+                        policy,
+                        mode: p.mode,
+                    }),
+                ))
+            })
+            .collect();
+        let route_limits = config
+            .route
+            .iter()
+            .map(|r| {
+                r.rate_limit
+                    .iter()
+                    .filter_map(|name| policies.get(name.as_str()).cloned())
+                    .collect()
+            })
+            .collect();
         Runtime {
+            route_limits,
+            bans_mode: config.bans.as_ref().map(|b| b.mode),
             routes: RouteTable::build(&config),
             forwarder: Forwarder::new(l.upstream_connect_timeout.get()),
             security_defaults: SecurityHeaderSet::defaults(&config.security_headers),
@@ -84,13 +125,37 @@ pub struct Gateway {
     pub ready: AtomicBool,
     /// Open connections.
     pub conns: Arc<ConnTracker>,
+    /// Rate-limit decisions (memory or Redis, from `[shared] url` at start).
+    pub limiter: Arc<Limiter>,
+    /// Behaviour bans (policy from `[bans]` at start).
+    pub bans: Arc<Bans>,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
 
 impl Gateway {
-    /// A gateway on its first snapshot.
-    pub fn new(runtime: Runtime, events: EventSink) -> Gateway {
+    /// A gateway on its first snapshot. Runs inside Tokio (the Redis clients need it).
+    pub fn new(runtime: Runtime, events: EventSink) -> Result<Gateway, String> {
+        let config = &runtime.config;
+        let limiter = Limiter::from_url(&config.shared.url, StoreOptions::default())
+            .map_err(|e| format!("shared.url: {e}"))?;
+        let ban_policy = match &config.bans {
+            Some(b) => BanPolicy {
+                threshold: b.threshold,
+                ban_duration: b.duration.get(),
+                max_ban_duration: b.max_duration.get(),
+                exempt: b.exempt.0.iter().map(|c| c.0).collect(),
+                ..BanPolicy::default()
+            },
+            None => BanPolicy::default(),
+        };
+        let bans = Arc::new(Bans::new(ban_policy).map_err(|e| format!("bans: {e}"))?);
+        bans.spawn_sync(
+            &config.shared.url,
+            StoreOptions::default(),
+            std::time::Duration::from_millis(250),
+        )
+        .map_err(|e| format!("shared.url: {e}"))?;
         let mut seed = [0u8; 8];
         // An id prefix only needs to differ between processes; a clock fallback will do.
         if getrandom::fill(&mut seed).is_err() {
@@ -100,14 +165,16 @@ impl Gateway {
                 .as_nanos() as u64)
                 .to_le_bytes();
         }
-        Gateway {
+        Ok(Gateway {
             runtime: ArcSwap::from_pointee(runtime),
             events,
             ready: AtomicBool::new(false),
             conns: Arc::new(ConnTracker::default()),
+            limiter: Arc::new(limiter),
+            bans,
             id_prefix: u64::from_le_bytes(seed),
             id_counter: AtomicU64::new(1),
-        }
+        })
     }
 
     /// A new request id: unique per process (random prefix) and per request (counter).
@@ -137,6 +204,22 @@ pub fn count_decision(layer: &'static str, action: &'static str, mode: Mode, rou
 impl Gate for Gateway {
     fn admit(&self, listener: &str, peer: SocketAddr) -> Admission {
         let rt = self.runtime.load();
+        if let Some(mode) = rt.bans_mode
+            && mode != Mode::Off
+            && let Some(ban) = self.bans.is_banned(peer.ip())
+        {
+            if mode == Mode::Enforce {
+                return Admission::Refuse(Refusal::Banned);
+            }
+            count_decision("ban", "deny", mode, "");
+            self.emit(
+                Event::new("warn", "ban.refuse")
+                    .with("client_ip", peer.ip().to_string())
+                    .with("listener", listener)
+                    .with("mode", mode.as_str())
+                    .with("reason", ban.reason.to_string()),
+            );
+        }
         let Some(policy) = rt.listeners.get(listener) else {
             return Admission::Admit(rt.http_limits);
         };

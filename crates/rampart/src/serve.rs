@@ -55,7 +55,16 @@ pub async fn run(
     let admin = TcpListener::bind(config.admin.bind)
         .await
         .map_err(|e| format!("admin: cannot bind {}: {e}", config.admin.bind))?;
-    let gateway = Arc::new(Gateway::new(Runtime::build(config), events));
+    let gateway = Arc::new(Gateway::new(Runtime::build(config), events)?);
+    let sweeper = Arc::clone(&gateway);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            sweeper.limiter.sweep();
+            sweeper.bans.sweep();
+        }
+    });
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -224,7 +233,15 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
                     );
                 }
             }
-            let old_sink = gateway.runtime.load().config.events.sink.clone();
+            let old = gateway.runtime.load();
+            if config.shared.url != old.config.shared.url {
+                gateway.emit(
+                    Event::new("warn", "config.reload")
+                        .with("reason", "shared.url changes take effect at restart"),
+                );
+            }
+            let old_sink = old.config.events.sink.clone();
+            drop(old);
             if config.events.sink != old_sink || trigger == "SIGHUP" {
                 if let Err(e) = gateway.events.reopen(&config.events.sink) {
                     tracing::error!(error = %e, "event sink unchanged");

@@ -217,3 +217,61 @@ async fn connection_caps_per_client_and_in_total() {
     }
     assert!(ok, "closing a connection frees its place");
 }
+
+#[tokio::test]
+async fn abuse_leaves_no_connection_behind() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        &up,
+        "header_read_timeout = \"500ms\"\nidle_timeout = \"1s\"\nmax_header_bytes = 2048",
+    ))
+    .await;
+    let addr = gw.addr("public");
+    let mut held = Vec::new();
+    for i in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        match i % 4 {
+            0 => s
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap(),
+            1 => s
+                .write_all(b"\x16\x03\x01\x02\x00garbage that is not HTTP\r\n\r\n")
+                .await
+                .unwrap(),
+            2 => s
+                .write_all(
+                    format!(
+                        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+                        "h".repeat(100_000)
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap_or(()),
+            _ => s
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+                .await
+                .unwrap(),
+        }
+        held.push(s);
+    }
+    drop(held);
+    let open = eventually("every connection to be closed and counted out", || {
+        let text = std::process::Command::new("curl")
+            .arg("-s")
+            .arg(gw.admin_url("/metrics"))
+            .output()
+            .ok()?
+            .stdout;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("rampart_connections_open "))?
+            .to_owned();
+        line.ends_with(" 0").then_some(line)
+    })
+    .await;
+    assert!(open.ends_with(" 0"));
+    assert_eq!(get(&gw.url("/")).await.status, 200, "still serving");
+}

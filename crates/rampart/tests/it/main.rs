@@ -5,4 +5,5 @@ mod edge;
 mod limits;
 mod observe;
 mod proxy;
+mod ratelimit;
 mod support;
