@@ -73,27 +73,38 @@ pub struct Forwarder {
     client: Client<HttpConnector, ProxyBody>,
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and their old spellings.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Forwarding headers replaced unless the peer is a trusted proxy.
-const FORWARDING: &[&str] = &[
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "forwarded",
-    "x-real-ip",
+const FORWARDING: [HeaderName; 6] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    FORWARDED,
+    X_REAL_IP,
 ];
 
 impl Forwarder {
@@ -188,7 +199,12 @@ impl Forwarder {
             *req.method_mut() = parts.method.clone();
             *req.uri_mut() = uri;
             *req.version_mut() = Version::HTTP_11;
-            *req.headers_mut() = headers.clone();
+            let may_retry = replayable && tried.len() < route.upstreams.len();
+            *req.headers_mut() = if may_retry {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
             let outcome = tokio::time::timeout(route.timeout, self.client.request(req)).await;
             match outcome {
                 Ok(Ok(mut resp)) => {
@@ -282,8 +298,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
     }
 }
 
@@ -310,46 +328,48 @@ fn rewrite_request_headers(
         host_str.replace(['"', '\\'], "")
     );
     if ctx.peer_trusted {
-        let prior_xff = joined(headers, "x-forwarded-for");
+        let prior_xff = joined(headers, &X_FORWARDED_FOR);
         let xff = if prior_xff.is_empty() {
             peer.clone()
         } else {
             format!("{prior_xff}, {peer}")
         };
-        set(headers, "x-forwarded-for", &xff);
-        let prior_fwd = joined(headers, "forwarded");
+        set(headers, X_FORWARDED_FOR, &xff);
+        let prior_fwd = joined(headers, &FORWARDED);
         let fwd = if prior_fwd.is_empty() {
             forwarded_elem
         } else {
             format!("{prior_fwd}, {forwarded_elem}")
         };
-        set(headers, "forwarded", &fwd);
-        if !headers.contains_key("x-forwarded-proto") {
-            set(headers, "x-forwarded-proto", ctx.proto);
+        set(headers, FORWARDED, &fwd);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            set(headers, X_FORWARDED_PROTO, ctx.proto);
         }
-        if !headers.contains_key("x-forwarded-host") && !host_str.is_empty() {
-            set(headers, "x-forwarded-host", host_str);
+        if !headers.contains_key(&X_FORWARDED_HOST) && !host_str.is_empty() {
+            set(headers, X_FORWARDED_HOST, host_str);
         }
     } else {
-        for name in FORWARDING {
-            headers.remove(*name);
+        for name in &FORWARDING {
+            if headers.contains_key(name) {
+                headers.remove(name);
+            }
         }
-        set(headers, "x-forwarded-for", &peer);
-        set(headers, "forwarded", &forwarded_elem);
-        set(headers, "x-forwarded-proto", ctx.proto);
+        set(headers, X_FORWARDED_FOR, &peer);
+        set(headers, FORWARDED, &forwarded_elem);
+        set(headers, X_FORWARDED_PROTO, ctx.proto);
         if !host_str.is_empty() {
-            set(headers, "x-forwarded-host", host_str);
+            set(headers, X_FORWARDED_HOST, host_str);
         }
     }
-    set(headers, "x-real-ip", &ctx.client.to_string());
-    set(headers, "x-request-id", ctx.request_id);
-    set(headers, "traceparent", ctx.traceparent);
+    set(headers, X_REAL_IP, &ctx.client.to_string());
+    set(headers, X_REQUEST_ID, ctx.request_id);
+    set(headers, TRACEPARENT, ctx.traceparent);
     if let Some(h) = host {
         headers.insert(header::HOST, h.clone());
     }
 }
 
-fn joined(headers: &HeaderMap, name: &str) -> String {
+fn joined(headers: &HeaderMap, name: &HeaderName) -> String {
     headers
         .get_all(name)
         .iter()
@@ -358,9 +378,9 @@ fn joined(headers: &HeaderMap, name: &str) -> String {
         .join(", ")
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), v);
+        headers.insert(name, v);
     }
 }
 

@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use rampart_config::Mode;
 use rampart_limit::{KeyKind, LimitKey, Offence, Policy, RateLimitHeaders, RateVerdict};
-use rampart_listen::{ConnInfo, ForwardedChain, Handler};
+use rampart_listen::{ClientAddr, ConnInfo, ForwardedChain, Handler};
 use rampart_proxy::body::BoxError;
 use rampart_proxy::secheaders::SecurityHeaderSet;
 use rampart_proxy::{CorsDecision, ForwardContext, LimitedBody, ProxyBody, RouteEntry, RouteMatch};
@@ -597,15 +597,15 @@ impl Gateway {
             gateway: self,
             started: ctx.started,
             request_id: ctx.request_id,
-            client_ip: ctx.chain.client.to_string(),
-            route: ctx.route.map(|r| r.name.to_string()),
+            client: ctx.chain.client,
+            route: ctx.route,
             method: ctx.method,
             uri: ctx.log_uri,
             status,
             reason: ctx.reason,
             bytes_out: 0,
             done: false,
-            access_log: ctx.rt.config.events.access_log,
+            rt: ctx.rt,
         };
         resp.map(|body| LoggedBody {
             inner: body,
@@ -616,17 +616,17 @@ impl Gateway {
 
 struct AccessLog {
     gateway: Arc<Gateway>,
+    rt: Arc<Runtime>,
     started: Instant,
     request_id: String,
-    client_ip: String,
-    route: Option<String>,
+    client: ClientAddr,
+    route: Option<Arc<RouteEntry>>,
     method: Method,
     uri: String,
     status: StatusCode,
     reason: Option<String>,
     bytes_out: u64,
     done: bool,
-    access_log: bool,
 }
 
 impl AccessLog {
@@ -636,12 +636,12 @@ impl AccessLog {
         }
         self.done = true;
         let elapsed = self.started.elapsed();
-        let route = self.route.clone().unwrap_or_default();
-        metrics::counter!("rampart_http_requests_total", "route" => route.clone(), "status" => self.status.as_str().to_owned())
-            .increment(1);
-        metrics::histogram!("rampart_http_request_duration_seconds", "route" => route)
-            .record(elapsed.as_secs_f64());
-        if !self.access_log {
+        let metrics = self
+            .rt
+            .route_metrics(self.route.as_deref().map(|r| r.index));
+        metrics.requests(self.status).increment(1);
+        metrics.duration.record(elapsed.as_secs_f64());
+        if !self.rt.config.events.access_log {
             return;
         }
         let level = if self.status.is_server_error() {
@@ -652,8 +652,8 @@ impl AccessLog {
         self.gateway.emit(
             Event::new(level, "http.request")
                 .with("request_id", self.request_id.as_str())
-                .with("client_ip", self.client_ip.as_str())
-                .with("route", self.route.clone())
+                .with("client_ip", self.client.to_string())
+                .with("route", self.route.as_ref().map(|r| r.name.to_string()))
                 .with("method", self.method.as_str())
                 .with_uri(&self.uri)
                 .with("status", self.status.as_u16())

@@ -33,6 +33,36 @@ pub struct LimitPolicy {
     pub mode: Mode,
 }
 
+/// Metric handles of one route, registered once per config so a request pays no label
+/// lookups.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    route: String,
+    /// `rampart_http_request_duration_seconds{route}`.
+    pub duration: metrics::Histogram,
+    statuses: Box<[std::sync::OnceLock<metrics::Counter>]>,
+}
+
+impl RouteMetrics {
+    fn new(route: &str) -> RouteMetrics {
+        RouteMetrics {
+            route: route.to_owned(),
+            duration: metrics::histogram!("rampart_http_request_duration_seconds", "route" => route.to_owned()),
+            statuses: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
+    /// `rampart_http_requests_total{route, status}`.
+    pub fn requests(&self, status: http::StatusCode) -> &metrics::Counter {
+        let i = usize::from(status.as_u16())
+            .saturating_sub(100)
+            .min(self.statuses.len() - 1);
+        self.statuses[i].get_or_init(|| {
+            metrics::counter!("rampart_http_requests_total", "route" => self.route.clone(), "status" => status.as_str().to_owned())
+        })
+    }
+}
+
 /// Everything a request needs from the config, compiled once per config.
 #[derive(Debug)]
 pub struct Runtime {
@@ -52,6 +82,8 @@ pub struct Runtime {
     pub route_limits: Vec<Vec<Arc<LimitPolicy>>>,
     /// Mode of behaviour bans; `None` when `[bans]` is absent.
     pub bans_mode: Option<Mode>,
+    /// Metric handles by route index; the last one is for requests no route took.
+    metrics: Vec<RouteMetrics>,
 }
 
 impl Runtime {
@@ -101,7 +133,14 @@ impl Runtime {
                     .collect()
             })
             .collect();
+        let metrics = config
+            .route
+            .iter()
+            .map(|r| RouteMetrics::new(&r.name))
+            .chain([RouteMetrics::new("")])
+            .collect();
         Runtime {
+            metrics,
             route_limits,
             bans_mode: config.bans.as_ref().map(|b| b.mode),
             routes: RouteTable::build(&config),
@@ -111,6 +150,14 @@ impl Runtime {
             http_limits,
             config,
         }
+    }
+}
+
+impl Runtime {
+    /// Metric handles of route `index` (`None`: no route).
+    pub fn route_metrics(&self, index: Option<usize>) -> &RouteMetrics {
+        let last = self.metrics.len() - 1;
+        &self.metrics[index.unwrap_or(last).min(last)]
     }
 }
 
@@ -180,7 +227,18 @@ impl Gateway {
     /// A new request id: unique per process (random prefix) and per request (counter).
     pub fn next_request_id(&self) -> String {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{:016x}", self.id_prefix, n)
+        let mut out = String::with_capacity(32);
+        for word in [self.id_prefix, n] {
+            for shift in (0..16).rev() {
+                let nibble = ((word >> (shift * 4)) & 0xf) as u8;
+                out.push(char::from(if nibble < 10 {
+                    b'0' + nibble
+                } else {
+                    b'a' + nibble - 10
+                }));
+            }
+        }
+        out
     }
 
     /// Emits one event.

@@ -1,0 +1,125 @@
+//! `setvar:[!]tx.key[=[+|-]value]` with macros in key and value. Only `TX` is kept per
+//! transaction; persistent collections (`ip.`, `global.` …) are accepted and ignored.
+use crate::error::CompileError;
+use crate::macros::Macro;
+use crate::state::{TxData, parse_int};
+
+#[derive(Debug, Clone)]
+pub(crate) enum SetOp {
+    Set(Macro),
+    Add(Macro),
+    Sub(Macro),
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SetVar {
+    /// `false` for collections that are not kept (persistent ones).
+    pub tx: bool,
+    pub key: Macro,
+    pub op: SetOp,
+}
+
+impl SetVar {
+    pub(crate) fn compile(arg: &str) -> Result<SetVar, CompileError> {
+        let arg = arg.trim();
+        let (delete, arg) = match arg.strip_prefix('!') {
+            Some(r) => (true, r),
+            None => (false, arg),
+        };
+        let (lhs, rhs) = match arg.find('=') {
+            Some(i) => (&arg[..i], Some(&arg[i + 1..])),
+            None => (arg, None),
+        };
+        let (coll, key) = lhs
+            .split_once('.')
+            .ok_or_else(|| CompileError::new(format!("setvar needs collection.key: {arg:?}")))?;
+        let tx = coll.trim().eq_ignore_ascii_case("tx");
+        if !tx
+            && !["ip", "global", "session", "user", "resource", "geo"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(coll.trim()))
+        {
+            return Err(CompileError::new(format!(
+                "setvar: unknown collection {coll:?}"
+            )));
+        }
+        let op = if delete {
+            SetOp::Delete
+        } else {
+            match rhs {
+                None => SetOp::Set(Macro::parse("1")),
+                Some(r) => {
+                    if let Some(v) = r.strip_prefix('+') {
+                        SetOp::Add(Macro::parse(v))
+                    } else if let Some(v) = r.strip_prefix('-') {
+                        SetOp::Sub(Macro::parse(v))
+                    } else {
+                        SetOp::Set(Macro::parse(r))
+                    }
+                }
+            }
+        };
+        Ok(SetVar {
+            tx,
+            key: Macro::parse(key.trim()),
+            op,
+        })
+    }
+
+    /// Applies to `st` unless the key is pinned by the engine options.
+    pub(crate) fn eval(&self, st: &mut TxData, pinned: &[(String, Vec<u8>)]) {
+        if !self.tx {
+            return;
+        }
+        let key = String::from_utf8_lossy(&self.key.expand(st)).to_ascii_lowercase();
+        if pinned.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        match &self.op {
+            SetOp::Delete => {
+                st.tx.remove(&key);
+            }
+            SetOp::Set(v) => {
+                let v = v.expand(st).into_owned();
+                st.tx.insert(key, v);
+            }
+            SetOp::Add(v) | SetOp::Sub(v) => {
+                let d = parse_int(&v.expand(st));
+                let cur = st.tx.get(&key).map(|c| parse_int(c)).unwrap_or(0);
+                let n = if matches!(self.op, SetOp::Add(_)) {
+                    cur.saturating_add(d)
+                } else {
+                    cur.saturating_sub(d)
+                };
+                st.tx.insert(key, n.to_string().into_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn forms() {
+        let mut st = TxData::default();
+        st.tx.insert("crit".into(), b"5".to_vec());
+        for s in [
+            "tx.a=+%{tx.crit}",
+            "tx.a=+%{tx.crit}",
+            "tx.b=x-%{tx.crit}",
+            "tx.c",
+            "tx.a=-1",
+            "!tx.crit",
+            "ip.x=1",
+        ] {
+            SetVar::compile(s).unwrap().eval(&mut st, &[]);
+        }
+        assert_eq!(st.tx_get("a"), Some(&b"9"[..]));
+        assert_eq!(st.tx_get("b"), Some(&b"x-5"[..]));
+        assert_eq!(st.tx_get("c"), Some(&b"1"[..]));
+        assert_eq!(st.tx_get("crit"), None);
+        assert!(SetVar::compile("nodot").is_err());
+    }
+}

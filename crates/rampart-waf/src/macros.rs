@@ -1,0 +1,114 @@
+//! `%{COLLECTION.key}` macro expansion in operator arguments, msg, logdata and setvar.
+
+use std::borrow::Cow;
+
+use crate::state::TxData;
+use crate::variables::{self, Selector, Target};
+
+#[derive(Debug, Clone)]
+enum Part {
+    Lit(Vec<u8>),
+    Var(Target),
+}
+
+/// A string with `%{…}` references, parsed once at load.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Macro {
+    parts: Vec<Part>,
+}
+
+impl Macro {
+    /// Parses `s`; unknown variable names are kept as literal text (as ModSecurity does).
+    pub(crate) fn parse(s: &str) -> Macro {
+        let mut parts = Vec::new();
+        let mut lit = Vec::new();
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && bytes.get(i + 1) == Some(&b'{')
+                && let Some(end) = s[i + 2..].find('}')
+            {
+                let inner = &s[i + 2..i + 2 + end];
+                if let Some(t) = parse_ref(inner) {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Var(t));
+                    i += end + 3;
+                    continue;
+                }
+            }
+            lit.push(bytes[i]);
+            i += 1;
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Macro { parts }
+    }
+
+    /// True when the text has no `%{…}` reference.
+    #[cfg(test)]
+    pub(crate) fn is_const(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
+    }
+
+    /// Expands against the transaction.
+    pub(crate) fn expand<'a>(&'a self, st: &TxData) -> Cow<'a, [u8]> {
+        match self.parts.as_slice() {
+            [] => Cow::Borrowed(b""),
+            [Part::Lit(l)] => Cow::Borrowed(l),
+            parts => {
+                let mut out = Vec::new();
+                for p in parts {
+                    match p {
+                        Part::Lit(l) => out.extend_from_slice(l),
+                        Part::Var(t) => {
+                            let mut vals = Vec::new();
+                            variables::collect(st, t, &[], &mut vals);
+                            if let Some(v) = vals.first() {
+                                out.extend_from_slice(&v.value);
+                            }
+                        }
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+fn parse_ref(inner: &str) -> Option<Target> {
+    let (name, key) = match inner.find(['.', ':']) {
+        Some(i) => (&inner[..i], Some(&inner[i + 1..])),
+        None => (inner, None),
+    };
+    let (cname, var) = variables::lookup(name)?;
+    let sel = match key {
+        Some(k) if !k.is_empty() => Selector::Key(k.as_bytes().to_ascii_lowercase()),
+        _ => Selector::All,
+    };
+    Some(Target {
+        name: cname,
+        var,
+        sel,
+        count: false,
+        exclude: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_tx_and_scalars() {
+        let mut st = TxData::default();
+        st.tx.insert("score".into(), b"5".to_vec());
+        st.matched_var = b"x".to_vec();
+        let m = Macro::parse("s=%{tx.score} v=%{MATCHED_VAR} u=%{nope} %{tx.missing}!");
+        assert_eq!(&*m.expand(&st), b"s=5 v=x u=%{nope} !");
+        assert!(Macro::parse("plain").is_const());
+    }
+}

@@ -1,0 +1,129 @@
+//! `@rx`: PCRE-compatible regex on bytes, Unicode off (the `regex` crate's `bytes` API).
+use regex::bytes::{Regex, RegexBuilder};
+
+use super::{Captures, CompileCtx, Operator};
+use crate::error::CompileError;
+use crate::state::TxData;
+
+#[derive(Debug)]
+pub(crate) struct Rx {
+    re: Regex,
+}
+
+/// Rewrites the PCRE dialect CRS uses into Rust `regex` syntax: `\x{HH}` → `\xHH`, a leading
+/// `]` in a class is escaped, and — unless `multiline` (where `$` already matches before every
+/// newline) — a `$` outside a class also matches before a final newline, as PCRE's `$` does.
+pub(crate) fn pcre_to_rust(p: &str) -> String {
+    let multiline =
+        p.contains("(?m") || p.contains("(?sm") || p.contains("(?im") || p.contains("(?ism");
+    rewrite(p, multiline)
+}
+
+fn rewrite(p: &str, multiline: bool) -> String {
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len() + 16);
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' && i + 1 < b.len() {
+            if b[i + 1] == b'x'
+                && b.get(i + 2) == Some(&b'{')
+                && let Some(end) = p[i + 3..].find('}')
+            {
+                let hex = &p[i + 3..i + 3 + end];
+                if !hex.is_empty() && hex.len() <= 2 && hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                    out.push_str(&format!("\\x{hex:0>2}"));
+                    i += end + 4;
+                    continue;
+                }
+            }
+            // push the escape and the escaped char (which may be multi-byte UTF-8)
+            out.push('\\');
+            let ch = p[i + 1..].chars().next().unwrap_or('\\');
+            out.push(ch);
+            i += 1 + ch.len_utf8();
+            continue;
+        }
+        if in_class {
+            if c == b']' {
+                in_class = false;
+            }
+        } else if c == b'[' {
+            in_class = true;
+            // a leading `]` or `^]` is a literal
+            let ch = p[i..].chars().next().unwrap_or('[');
+            out.push(ch);
+            i += 1;
+            if b.get(i) == Some(&b'^') {
+                out.push('^');
+                i += 1;
+            }
+            if b.get(i) == Some(&b']') {
+                out.push_str("\\]");
+                i += 1;
+            }
+            continue;
+        } else if c == b'$' && !multiline {
+            out.push_str("(?:\\n?\\z)");
+            i += 1;
+            continue;
+        }
+        let ch = p[i..].chars().next().unwrap_or('?');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Compiles an `@rx` pattern with ModSecurity v3's PCRE flags: `PCRE_DOTALL | PCRE_MULTILINE`
+/// (`.` matches a newline, `^`/`$` match at line boundaries), bytes, Unicode off.
+pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
+    RegexBuilder::new(&rewrite(pattern, true))
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .size_limit(256 << 20)
+        .dfa_size_limit(16 << 20)
+        .build()
+        .map_err(|e| CompileError::new(format!("bad regex: {e}")))
+}
+
+impl Operator for Rx {
+    fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
+        Ok(Rx { re: build(arg)? })
+    }
+    fn eval(&self, _st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
+        match caps {
+            None => self.re.is_match(value),
+            // the lazy DFA answers most values; captures only for the few that match
+            Some(_) if !self.re.is_match(value) => false,
+            Some(caps) => match self.re.captures(value) {
+                None => false,
+                Some(c) => {
+                    caps.clear();
+                    for i in 0..c.len().min(10) {
+                        caps.push(c.get(i).map_or_else(Vec::new, |m| m.as_bytes().to_vec()));
+                    }
+                    true
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn rewrites() {
+        assert_eq!(pcre_to_rust(r"\x{e2}\x80[\x98]"), r"\xe2\x80[\x98]");
+        assert_eq!(pcre_to_rust("a$"), "a(?:\\n?\\z)");
+        assert_eq!(pcre_to_rust("[$]"), "[$]");
+        assert_eq!(pcre_to_rust("[]a]"), "[\\]a]");
+        // ModSecurity v3 flags: DOTALL | MULTILINE
+        assert!(build("^a$").unwrap().is_match(b"a\n"));
+        assert!(build("^a$").unwrap().is_match(b"x\na\nb"));
+        assert!(build("a.b").unwrap().is_match(b"a\nb"));
+    }
+}

@@ -1,0 +1,122 @@
+//! Per-transaction data that variables read and actions write.
+
+use std::collections::HashMap;
+
+/// A key/value pair of a collection (argument, header, cookie …), raw bytes.
+pub(crate) type Kv = (Vec<u8>, Vec<u8>);
+
+/// One uploaded file of a multipart body.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileInfo {
+    pub name: Vec<u8>,
+    pub filename: Vec<u8>,
+    pub size: usize,
+}
+
+/// The multipart strictness flags, in the order ModSecurity reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum MpFlag {
+    StrictError,
+    UnmatchedBoundary,
+    BoundaryQuoted,
+    BoundaryWhitespace,
+    DataBefore,
+    DataAfter,
+    HeaderFolding,
+    LfLine,
+    CrlfLfLines,
+    MissingSemicolon,
+    InvalidQuoting,
+    InvalidPart,
+    InvalidHeaderFolding,
+    FileLimitExceeded,
+}
+pub(crate) const MP_FLAGS: usize = 14;
+
+/// Everything a rule can read about the transaction.
+#[derive(Debug, Default)]
+pub(crate) struct TxData {
+    pub unique_id: Vec<u8>,
+    pub remote_addr: Vec<u8>,
+    pub remote_port: Vec<u8>,
+    pub server_addr: Vec<u8>,
+    pub server_port: Vec<u8>,
+    pub server_name: Vec<u8>,
+    pub method: Vec<u8>,
+    pub uri_raw: Vec<u8>,
+    pub uri: Vec<u8>,
+    pub filename: Vec<u8>,
+    pub basename: Vec<u8>,
+    pub query_string: Vec<u8>,
+    pub protocol: Vec<u8>,
+    pub request_line: Vec<u8>,
+    pub req_headers: Vec<Kv>,
+    pub cookies: Vec<Kv>,
+    pub args_get: Vec<Kv>,
+    pub args_post: Vec<Kv>,
+    pub req_body: Vec<u8>,
+    pub req_body_len: usize,
+    pub reqbody_processor: Vec<u8>,
+    pub reqbody_error: bool,
+    pub reqbody_error_msg: Vec<u8>,
+    pub files: Vec<FileInfo>,
+    pub mp_part_headers: Vec<Kv>,
+    pub mp_flags: [bool; MP_FLAGS],
+    /// The multipart parser stopped at a missing final boundary (strict flag not computed).
+    pub mp_final_boundary_missing: bool,
+    pub xml: Option<Vec<u8>>,
+    pub xml_attrs: Vec<Vec<u8>>,
+    pub urlencoded_error: bool,
+    pub inbound_data_error: bool,
+    pub outbound_data_error: bool,
+    pub tx: HashMap<String, Vec<u8>>,
+    pub matched_var: Vec<u8>,
+    pub matched_var_name: Vec<u8>,
+    pub matched_vars: Vec<Kv>,
+    pub resp_status: Vec<u8>,
+    pub resp_protocol: Vec<u8>,
+    pub resp_headers: Vec<Kv>,
+    pub resp_body: Vec<u8>,
+    pub highest_severity: Option<u8>,
+    pub rule_id: u32,
+    pub env: HashMap<String, Vec<u8>>,
+}
+
+impl TxData {
+    pub(crate) fn mp(&self, f: MpFlag) -> bool {
+        self.mp_flags[f as usize]
+    }
+    pub(crate) fn set_mp(&mut self, f: MpFlag) {
+        self.mp_flags[f as usize] = true;
+    }
+    pub(crate) fn resp_header(&self, name: &str) -> Option<&[u8]> {
+        self.resp_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+    }
+    pub(crate) fn tx_get(&self, key: &str) -> Option<&[u8]> {
+        self.tx.get(&key.to_ascii_lowercase()).map(|v| v.as_slice())
+    }
+    pub(crate) fn tx_int(&self, key: &str) -> i64 {
+        self.tx_get(key).map(parse_int).unwrap_or(0)
+    }
+}
+
+/// Parses a leading integer like `atoi` (ModSecurity semantics: junk gives 0).
+pub(crate) fn parse_int(v: &[u8]) -> i64 {
+    let s = v.trim_ascii();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n.saturating_mul(10).saturating_add(i64::from(c - b'0'));
+    }
+    if neg { -n } else { n }
+}

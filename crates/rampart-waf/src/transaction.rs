@@ -1,0 +1,961 @@
+//! A transaction: one HTTP exchange evaluated against a [`WafEngine`], phase by phase.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::actions::ctl::Ctl;
+use crate::body::{self, BodyError};
+use crate::engine::{BodyLimitAction, Item, RuleEngineMode, WafEngine};
+use crate::rule::{Action, AllowScope, Rule};
+use crate::state::{MpFlag, TxData};
+use crate::transforms::url_decode;
+use crate::variables::{self, Selector, Target};
+
+/// Addresses and id of the connection carrying the request.
+#[derive(Debug, Clone, Default)]
+pub struct ConnInfo {
+    pub client_ip: String,
+    pub client_port: u16,
+    pub server_ip: String,
+    pub server_port: u16,
+    /// The request id (`UNIQUE_ID`, `request_id` of the audit record).
+    pub request_id: String,
+}
+
+/// What the engine asks the gateway to do (only produced in `On` mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disruptive {
+    /// Answer with `Intervention::status`.
+    Deny,
+    /// Close the connection without answering.
+    Drop,
+    /// Answer with a redirect (status 302 unless the rule set one) to this URL.
+    Redirect(String),
+}
+
+/// A decision to stop the request (or response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intervention {
+    pub status: u16,
+    pub rule_id: Option<u32>,
+    pub disruptive: Disruptive,
+    /// ModSecurity-style log text, for the gateway's log only (never the response body).
+    pub message: String,
+}
+
+/// A rule that matched and is logged (not `nolog`). For chains: the chain's first rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedRule {
+    pub id: u32,
+    pub phase: u8,
+    /// Expanded `msg`.
+    pub msg: String,
+    /// Expanded `logdata`.
+    pub logdata: String,
+    /// 0 (EMERGENCY) … 7 (DEBUG).
+    pub severity: Option<u8>,
+    pub tags: Vec<String>,
+    /// `MATCHED_VAR_NAME`, e.g. `ARGS:q`.
+    pub var: String,
+    /// `MATCHED_VAR` (transformed value); `[redacted]` for variables listed in
+    /// [`crate::EngineOptions::redact`].
+    pub data: String,
+    /// Whether this rule produced the intervention.
+    pub disruptive: bool,
+    /// Rule file and line where the rule is defined.
+    pub file: std::sync::Arc<str>,
+    pub line: usize,
+}
+
+impl MatchedRule {
+    /// One ModSecurity-style error-log line (bytes outside printable ASCII, `"` and `\` escaped).
+    pub fn log_line(&self) -> String {
+        format!(
+            "ModSecurity: Warning. Matched at {}. [file \"{}\"] [line \"{}\"] [id \"{}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"]{}",
+            esc(&self.var),
+            esc(&self.file),
+            self.line,
+            self.id,
+            esc(&self.msg),
+            esc(&self.logdata),
+            self.severity.map_or(String::new(), |s| s.to_string()),
+            self.tags
+                .iter()
+                .map(|t| format!(" [tag \"{}\"]", esc(t)))
+                .collect::<String>()
+        )
+    }
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            o.push(char::from(b));
+        } else {
+            o.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    o
+}
+
+fn lossy(v: &[u8]) -> String {
+    String::from_utf8_lossy(v).into_owned()
+}
+
+enum RemovedTarget {
+    Ids(Vec<(u32, u32)>, Target),
+    Tag(String, Target),
+}
+
+/// One HTTP exchange. Call the `process_*` methods in request order; each may return an
+/// [`Intervention`] (only in `On` mode). See the crate docs for the sequence.
+pub struct Transaction<'e> {
+    engine: &'e WafEngine,
+    st: TxData,
+    mode: RuleEngineMode,
+    removed_ids: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+    removed_msgs: Vec<String>,
+    removed_targets: Vec<RemovedTarget>,
+    body_processor: Option<String>,
+    req_body_access: bool,
+    resp_body_access: bool,
+    req_body: Vec<u8>,
+    req_body_over: bool,
+    resp_body: Vec<u8>,
+    matched: Vec<MatchedRule>,
+    intervention: Option<Intervention>,
+    allow: Option<AllowScope>,
+    allow_phase: u8,
+    logs: Vec<String>,
+    ran: [bool; 6],
+    content_type: Vec<u8>,
+    x_crs_test: Option<String>,
+    /// Transformation cache, see [`TransformCache`].
+    tcache: TransformCache,
+    /// Bytes held by `tcache` (bounded by [`TCACHE_BUDGET`]).
+    tcache_bytes: usize,
+}
+
+impl WafEngine {
+    /// Starts a transaction. Cheap; one per HTTP exchange.
+    pub fn transaction(&self, conn: ConnInfo) -> Transaction<'_> {
+        let st = TxData {
+            unique_id: conn.request_id.clone().into_bytes(),
+            remote_addr: conn.client_ip.clone().into_bytes(),
+            remote_port: conn.client_port.to_string().into_bytes(),
+            server_addr: conn.server_ip.clone().into_bytes(),
+            server_port: conn.server_port.to_string().into_bytes(),
+            tx: self.pinned.iter().cloned().collect(),
+            ..TxData::default()
+        };
+        Transaction {
+            engine: self,
+            st,
+            mode: self.config.mode,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_msgs: Vec::new(),
+            removed_targets: Vec::new(),
+            body_processor: None,
+            req_body_access: self.config.req_body_access,
+            resp_body_access: self.config.resp_body_access,
+            req_body: Vec::new(),
+            req_body_over: false,
+            resp_body: Vec::new(),
+            matched: Vec::new(),
+            intervention: None,
+            allow: None,
+            allow_phase: 0,
+            logs: Vec::new(),
+            ran: [false; 6],
+            content_type: Vec::new(),
+            x_crs_test: None,
+            tcache: HashMap::default(),
+            tcache_bytes: 0,
+        }
+    }
+}
+
+fn in_ranges(id: u32, r: &[(u32, u32)]) -> bool {
+    r.iter().any(|(a, b)| (*a..=*b).contains(&id))
+}
+
+/// `%XX` decoding only (no `+`), as ModSecurity decodes the URI.
+fn uri_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%'
+            && i + 2 < v.len()
+            && let (Some(h), Some(l)) = (
+                crate::transforms::hexval(v[i + 1]),
+                crate::transforms::hexval(v[i + 2]),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+impl<'e> Transaction<'e> {
+    /// Phase 1. `uri` is the raw request target; header names and values are raw bytes.
+    pub fn process_request_headers(
+        &mut self,
+        method: &str,
+        uri: &str,
+        protocol: &str,
+        headers: &[(&[u8], &[u8])],
+    ) -> Option<Intervention> {
+        self.tcache.clear();
+        self.tcache_bytes = 0;
+        let st = &mut self.st;
+        st.method = method.as_bytes().to_vec();
+        st.protocol = protocol.as_bytes().to_vec();
+        st.uri_raw = uri.as_bytes().to_vec();
+        st.request_line = format!("{method} {uri} {protocol}").into_bytes();
+        let raw = uri.as_bytes();
+        // absolute-form targets: the path starts after the authority
+        let rel = match raw.windows(3).position(|w| w == b"://") {
+            Some(p) if raw[..p].iter().all(|c| c.is_ascii_alphabetic()) => {
+                let after = &raw[p + 3..];
+                let s = after
+                    .iter()
+                    .position(|&c| c == b'/' || c == b'?')
+                    .unwrap_or(after.len());
+                &after[s..]
+            }
+            _ => raw,
+        };
+        let (path, query) = match rel.iter().position(|&c| c == b'?') {
+            Some(q) => (&rel[..q], Some(&rel[q + 1..])),
+            None => (rel, None),
+        };
+        st.uri = uri_decode(raw);
+        st.filename = uri_decode(path);
+        st.basename = match st.filename.iter().rposition(|&c| c == b'/' || c == b'\\') {
+            Some(p) => st.filename[p + 1..].to_vec(),
+            None => st.filename.clone(),
+        };
+        if let Some(q) = query {
+            st.query_string = q.to_vec();
+            let (args, bad) = body::urlencoded::parse(q, self.engine.config.arg_separator);
+            st.args_get = args;
+            st.urlencoded_error |= bad;
+        }
+        for (k, v) in headers {
+            st.req_headers.push((k.to_vec(), v.to_vec()));
+            if k.eq_ignore_ascii_case(b"cookie") {
+                body::urlencoded::parse_cookies(v, &mut st.cookies);
+            } else if k.eq_ignore_ascii_case(b"host") {
+                let h = v.split(|&c| c == b':').next().unwrap_or(&[]);
+                st.server_name = h.to_vec();
+            } else if k.eq_ignore_ascii_case(b"content-type") {
+                self.content_type = v.to_vec();
+            } else if k.eq_ignore_ascii_case(b"x-crs-test") {
+                self.x_crs_test = Some(lossy(v));
+            }
+        }
+        let ct = self.content_type.to_ascii_lowercase();
+        let ct = ct.trim_ascii_start();
+        if ct.starts_with(b"application/x-www-form-urlencoded") {
+            self.set_body_processor("URLENCODED");
+        } else if ct.starts_with(b"multipart/form-data") {
+            self.set_body_processor("MULTIPART");
+        }
+        self.run_phase(1)
+    }
+
+    /// Whether the gateway should stream the request body into [`Self::append_request_body`].
+    pub fn wants_request_body(&self) -> bool {
+        self.mode != RuleEngineMode::Off && self.req_body_access && self.intervention.is_none()
+    }
+
+    /// Bytes of request body inspected at most: `SecRequestBodyLimit`, or
+    /// `SecRequestBodyNoFilesLimit` when the body is not `multipart/form-data`.
+    pub fn request_body_limit(&self) -> usize {
+        let c = &self.engine.config;
+        if self.body_processor.as_deref() == Some("MULTIPART") {
+            c.req_body_limit
+        } else {
+            c.req_body_limit.min(c.req_body_no_files_limit)
+        }
+    }
+
+    /// Buffers a chunk. Past the limit: `Reject` gives a 413 intervention (in `On` mode),
+    /// `ProcessPartial` keeps the first `limit` bytes.
+    pub fn append_request_body(&mut self, chunk: &[u8]) -> Option<Intervention> {
+        let limit = self.request_body_limit();
+        let room = limit.saturating_sub(self.req_body.len());
+        self.st.req_body_len += chunk.len();
+        if chunk.len() > room {
+            self.req_body.extend_from_slice(&chunk[..room]);
+            if !self.req_body_over {
+                self.req_body_over = true;
+                self.st.inbound_data_error = true;
+                if self.engine.config.req_body_limit_action == BodyLimitAction::Reject
+                    && self.mode == RuleEngineMode::On
+                {
+                    let i = Intervention {
+                        status: 413,
+                        rule_id: None,
+                        disruptive: Disruptive::Deny,
+                        message: format!(
+                            "Request body is larger than the configured limit ({limit})."
+                        ),
+                    };
+                    self.intervention = Some(i.clone());
+                    return Some(i);
+                }
+            }
+        } else {
+            self.req_body.extend_from_slice(chunk);
+        }
+        None
+    }
+
+    /// Runs the body processor, then phase 2.
+    pub fn process_request_body(&mut self) -> Option<Intervention> {
+        if self.intervention.is_some() {
+            return self.intervention.clone();
+        }
+        if self.req_body_access && self.mode != RuleEngineMode::Off {
+            self.parse_request_body();
+        }
+        self.run_phase(2)
+    }
+
+    fn parse_request_body(&mut self) {
+        self.tcache.clear();
+        self.tcache_bytes = 0;
+        let body = std::mem::take(&mut self.req_body);
+        let cfg = &self.engine.config;
+        let proc_name = self.body_processor.clone();
+        let st = &mut self.st;
+        st.req_body_len = st.req_body_len.max(body.len());
+        let res: Result<(), BodyError> = match proc_name.as_deref() {
+            // no body: nothing to parse, but the multipart boundary is still checked (its flags
+            // count) and an empty XML document is an error (libxml2), as in ModSecurity v3
+            Some("MULTIPART") if body.is_empty() => {
+                let ct = self.content_type.clone();
+                body::multipart::boundary(&ct, st).map(|_| ())
+            }
+            Some(p) if body.is_empty() && p != "XML" => Ok(()),
+            Some("URLENCODED") => {
+                let (args, bad) = body::urlencoded::parse(&body, cfg.arg_separator);
+                st.args_post = args;
+                st.urlencoded_error |= bad;
+                Ok(())
+            }
+            Some("MULTIPART") => {
+                let ct = self.content_type.clone();
+                match body::multipart::parse(&ct, &body, st, cfg.upload_file_limit) {
+                    Ok(p) => {
+                        st.args_post = p.args;
+                        st.files = p.files;
+                        st.mp_part_headers = p.part_headers;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some("JSON") => {
+                if body.is_empty() {
+                    Ok(())
+                } else {
+                    body::json::parse(&body, cfg.json_depth, &mut st.args_post)
+                }
+            }
+            Some("XML") => body::xml::parse(&body).map(|(t, a)| {
+                st.xml = Some(t);
+                st.xml_attrs = a;
+            }),
+            _ => Ok(()),
+        };
+        if let Some(p) = &proc_name {
+            st.reqbody_processor = p.as_bytes().to_vec();
+        }
+        if let Err(BodyError(msg)) = res {
+            st.reqbody_error = true;
+            let label = match proc_name.as_deref() {
+                Some("MULTIPART") => "Multipart",
+                Some("JSON") => "JSON",
+                Some("XML") => "XML",
+                _ => "Request body",
+            };
+            self.logs.push(format!("{label} parsing error: {msg}"));
+            st.reqbody_error_msg = msg.into_bytes();
+        }
+        if proc_name.as_deref() == Some("MULTIPART") && !st.mp_final_boundary_missing {
+            use MpFlag::*;
+            let strict = st.reqbody_error
+                || [
+                    BoundaryQuoted,
+                    BoundaryWhitespace,
+                    DataBefore,
+                    DataAfter,
+                    HeaderFolding,
+                    LfLine,
+                    MissingSemicolon,
+                    InvalidQuoting,
+                    InvalidPart,
+                    InvalidHeaderFolding,
+                    FileLimitExceeded,
+                ]
+                .iter()
+                .any(|f| st.mp(*f));
+            if strict {
+                st.set_mp(StrictError);
+            }
+        }
+        let total = st.args_get.len() + st.args_post.len();
+        if total > cfg.args_limit {
+            let keep = cfg.args_limit.saturating_sub(st.args_get.len());
+            st.args_post.truncate(keep);
+        }
+        st.req_body = body;
+    }
+
+    /// Phase 3.
+    pub fn process_response_headers(
+        &mut self,
+        status: u16,
+        protocol: &str,
+        headers: &[(&[u8], &[u8])],
+    ) -> Option<Intervention> {
+        // replaces buffers the transformation cache may point at
+        self.tcache.clear();
+        self.tcache_bytes = 0;
+        self.st.resp_status = status.to_string().into_bytes();
+        self.st.resp_protocol = protocol.as_bytes().to_vec();
+        self.st.resp_headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        self.run_phase(3)
+    }
+
+    /// Whether the response body should be fed (body access on and a listed MIME type).
+    pub fn wants_response_body(&self) -> bool {
+        if self.mode == RuleEngineMode::Off || !self.resp_body_access {
+            return false;
+        }
+        let ct = self.st.resp_header("content-type").unwrap_or(b"");
+        let mime = ct
+            .split(|&c| c == b';')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii()
+            .to_ascii_lowercase();
+        self.engine
+            .config
+            .resp_mime
+            .iter()
+            .any(|m| m.as_bytes() == mime.as_slice())
+    }
+
+    /// Buffers a response chunk (up to `SecResponseBodyLimit`; the rest is not inspected).
+    pub fn append_response_body(&mut self, chunk: &[u8]) -> Option<Intervention> {
+        let room = self
+            .engine
+            .config
+            .resp_body_limit
+            .saturating_sub(self.resp_body.len());
+        if chunk.len() > room {
+            self.st.outbound_data_error = true;
+        }
+        self.resp_body
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        None
+    }
+
+    /// Phase 4.
+    pub fn process_response_body(&mut self) -> Option<Intervention> {
+        if self.wants_response_body() {
+            self.tcache.clear();
+            self.tcache_bytes = 0;
+            self.st.resp_body = std::mem::take(&mut self.resp_body);
+        }
+        self.run_phase(4)
+    }
+
+    /// Phase 5 (logging); runs whatever happened before.
+    pub fn process_logging(&mut self) {
+        let saved = self.intervention.take();
+        self.run_phase(5);
+        if saved.is_some() {
+            self.intervention = saved;
+        }
+    }
+
+    /// The intervention decided so far, if any.
+    pub fn intervention(&self) -> Option<&Intervention> {
+        self.intervention.as_ref()
+    }
+
+    /// Rules that matched and are logged, in evaluation order.
+    pub fn matched_rules(&self) -> &[MatchedRule] {
+        &self.matched
+    }
+
+    /// Body-processor errors and other engine notes (ModSecurity-style text).
+    pub fn logs(&self) -> &[String] {
+        &self.logs
+    }
+
+    /// A `TX` variable (lowercase key), for diagnostics.
+    pub fn tx_var(&self, key: &str) -> Option<&[u8]> {
+        self.st.tx_get(key)
+    }
+
+    /// CRS inbound anomaly score (`tx.blocking_inbound_anomaly_score`, or the sum of the
+    /// per-paranoia-level scores before phase 2 has computed it).
+    pub fn inbound_anomaly_score(&self) -> i64 {
+        self.score("blocking_inbound_anomaly_score", "inbound_anomaly_score_pl")
+    }
+
+    /// CRS outbound anomaly score.
+    pub fn outbound_anomaly_score(&self) -> i64 {
+        self.score(
+            "blocking_outbound_anomaly_score",
+            "outbound_anomaly_score_pl",
+        )
+    }
+
+    fn score(&self, total: &str, per_pl: &str) -> i64 {
+        if self.st.tx_get(total).is_some() {
+            return self.st.tx_int(total);
+        }
+        let bpl = self.st.tx_int("blocking_paranoia_level").clamp(1, 4);
+        (1..=bpl)
+            .map(|pl| self.st.tx_int(&format!("{per_pl}{pl}")))
+            .sum()
+    }
+
+    /// The JSON-lines audit record (see `tools/ftw/README.md`): `request_id`, `x_crs_test`,
+    /// `matched_rules`, `matches`, `logs`, scores and the intervention status.
+    pub fn audit_record(&self) -> serde_json::Value {
+        let ids: Vec<u32> = self.matched.iter().map(|m| m.id).collect();
+        let matches: Vec<serde_json::Value> = self
+            .matched
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "phase": m.phase, "msg": m.msg, "data": m.logdata, "var": m.var, "severity": m.severity}))
+            .collect();
+        let mut logs: Vec<String> = self.matched.iter().map(MatchedRule::log_line).collect();
+        logs.extend(self.logs.iter().cloned());
+        serde_json::json!({
+            "request_id": lossy(&self.st.unique_id),
+            "x_crs_test": self.x_crs_test,
+            "matched_rules": ids,
+            "matches": matches,
+            "logs": logs,
+            "inbound_anomaly_score": self.inbound_anomaly_score(),
+            "outbound_anomaly_score": self.outbound_anomaly_score(),
+            "status": self.intervention.as_ref().map(|i| i.status),
+            "intervention_rule": self.intervention.as_ref().and_then(|i| i.rule_id),
+        })
+    }
+
+    fn removed(&self, r: &Rule) -> bool {
+        in_ranges(r.id, &self.removed_ids)
+            || (!self.removed_tags.is_empty()
+                && r.tags.iter().any(|t| self.removed_tags.contains(t)))
+            || (!self.removed_msgs.is_empty() && self.removed_msgs.contains(&r.msg_raw))
+    }
+
+    fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
+        let p = usize::from(phase);
+        if self.ran[p] || self.mode == RuleEngineMode::Off {
+            return self.intervention.clone();
+        }
+        self.ran[p] = true;
+        if self.intervention.is_some() {
+            return self.intervention.clone();
+        }
+        match self.allow {
+            Some(AllowScope::All) if phase < 5 => return None,
+            Some(AllowScope::Request) if phase <= 2 => return None,
+            _ => {}
+        }
+        let engine = self.engine;
+        let plan = &engine.phases[p];
+        let mut i = 0;
+        while i < plan.len() {
+            let Item::Rule(ri, skip_to) = plan[i] else {
+                i += 1;
+                continue;
+            };
+            let rule = &engine.rules[ri];
+            if self.removed(rule) {
+                i += 1;
+                continue;
+            }
+            self.st.rule_id = rule.id;
+            if !self.eval_chain(rule) {
+                i += 1;
+                continue;
+            }
+            if let Some(iv) = self.on_match(rule, phase) {
+                self.intervention = Some(iv.clone());
+                return Some(iv);
+            }
+            if self.mode == RuleEngineMode::Off {
+                return None;
+            }
+            if self.allow.is_some() && self.allow_phase == phase {
+                return None;
+            }
+            if let Some(to) = skip_to {
+                i = to;
+                continue;
+            }
+            i += 1;
+            let mut n = rule.skip;
+            while n > 0 && i < plan.len() {
+                if matches!(plan[i], Item::Rule(..)) {
+                    n -= 1;
+                }
+                i += 1;
+            }
+        }
+        None
+    }
+
+    fn eval_chain(&mut self, rule: &Rule) -> bool {
+        let mut r = rule;
+        loop {
+            if !self.eval_rule(r, rule) {
+                return false;
+            }
+            match &r.chain {
+                Some(c) => r = c,
+                None => return true,
+            }
+        }
+    }
+
+    fn eval_rule(&mut self, r: &Rule, head: &Rule) -> bool {
+        let Some(op) = &r.op else {
+            for sv in &r.setvars {
+                sv.eval(&mut self.st, &self.engine.pinned);
+            }
+            return true;
+        };
+        let mut excl: Vec<&Target> = r.excludes.iter().collect();
+        for rt in &self.removed_targets {
+            match rt {
+                RemovedTarget::Ids(ids, t) if in_ranges(head.id, ids) => excl.push(t),
+                RemovedTarget::Tag(tag, t) if head.tags.iter().any(|x| x == tag) => excl.push(t),
+                _ => {}
+            }
+        }
+        let mut vals = Vec::new();
+        // where each target's values end and whether they are cacheable (no allocation: rules
+        // have few targets; values past the 16th target are simply not cached)
+        let mut seg_ends = [(0usize, false); 16];
+        let mut nseg = 0;
+        for t in &r.targets {
+            if excl
+                .iter()
+                .any(|e| e.var == t.var && matches!(e.sel, Selector::All) && !t.count)
+            {
+                continue;
+            }
+            variables::collect(&self.st, t, &excl, &mut vals);
+            if nseg < seg_ends.len() {
+                seg_ends[nseg] = (vals.len(), variables::is_stable(t.var) && !t.count);
+                nseg += 1;
+            }
+        }
+        let mut caps: Vec<Vec<u8>> = Vec::new();
+        let want = r.capture;
+        let mut hits: Vec<Hit> = Vec::new();
+        let st = &self.st;
+        let tcache = &mut self.tcache;
+        let tcache_bytes = &mut self.tcache_bytes;
+        let cacheable = !r.multi_match && r.tchain != 0;
+        let mut seg = 0;
+        for (vi, v) in vals.iter().enumerate() {
+            while seg < nseg && vi >= seg_ends[seg].0 {
+                seg += 1;
+            }
+            let stable = seg < nseg && seg_ends[seg].1;
+            let mut hit = false;
+            let mut hit_caps = None;
+            let mut check = |val: &[u8], caps: &mut Vec<Vec<u8>>| {
+                caps.clear();
+                let m = op.op.eval(st, val, if want { Some(caps) } else { None }) != op.negated;
+                if m && want && !op.negated && !caps.is_empty() {
+                    hit_caps = Some(caps.clone());
+                }
+                m
+            };
+            let value: &[u8] = &v.value;
+            let cur: Cow<[u8]> = if cacheable
+                && stable
+                && matches!(v.value, Cow::Borrowed(_))
+                && value.len() <= TCACHE_MAX_VALUE
+                && *tcache_bytes < TCACHE_BUDGET
+            {
+                // request/response buffers are written once per transaction, so (chain, address,
+                // length) identifies a value; the cache is cleared whenever they are replaced
+                let key = (r.tchain, value.as_ptr() as usize, value.len());
+                let t = tcache.entry(key).or_insert_with(|| {
+                    let t = apply_chain(value, &r.transforms);
+                    *tcache_bytes += t.as_ref().map_or(0, Vec::len) + 32;
+                    t
+                });
+                match t {
+                    Some(t) => Cow::Borrowed(t.as_slice()),
+                    None => Cow::Borrowed(value),
+                }
+            } else if !r.multi_match {
+                match apply_chain(value, &r.transforms) {
+                    Some(t) => Cow::Owned(t),
+                    None => Cow::Borrowed(value),
+                }
+            } else {
+                let mut cur: Cow<[u8]> = Cow::Borrowed(value);
+                if !r.transforms.is_empty() {
+                    hit |= check(&cur, &mut caps);
+                }
+                for (_, f) in &r.transforms {
+                    let next = match f(&cur) {
+                        Cow::Owned(o) => Some(o),
+                        Cow::Borrowed(b) if b.len() != cur.len() => Some(b.to_vec()),
+                        Cow::Borrowed(_) => None,
+                    };
+                    if let Some(o) = next {
+                        cur = Cow::Owned(o);
+                        hit |= check(&cur, &mut caps);
+                    }
+                }
+                cur
+            };
+            if !r.multi_match || r.transforms.is_empty() {
+                hit = check(&cur, &mut caps);
+            }
+            if hit {
+                hits.push((v.full_name(), cur.into_owned(), hit_caps));
+            }
+        }
+        drop(vals);
+        if hits.is_empty() {
+            return false;
+        }
+        // as ModSecurity v3: capture and setvar run once per matched value, in order, so a
+        // `setvar:tx.x_%{tx.0}` records every match (CRS 920450) and the next chain link sees them
+        let mut all = Vec::with_capacity(hits.len());
+        for (name, value, c) in hits {
+            if let Some(c) = c {
+                for i in 0..10 {
+                    self.st.tx.remove(&i.to_string());
+                }
+                for (i, g) in c.into_iter().enumerate() {
+                    self.st.tx.insert(i.to_string(), g);
+                }
+            }
+            self.st.matched_var_name = name.clone();
+            self.st.matched_var = value.clone();
+            for sv in &r.setvars {
+                sv.eval(&mut self.st, &self.engine.pinned);
+            }
+            all.push((name, value));
+        }
+        self.st.matched_vars = all;
+        true
+    }
+
+    fn on_match(&mut self, rule: &Rule, phase: u8) -> Option<Intervention> {
+        let engine = self.engine;
+        let mut link = Some(rule);
+        while let Some(r) = link {
+            for c in &r.ctls {
+                self.apply_ctl(c, phase);
+            }
+            link = r.chain.as_deref();
+        }
+        if let Some(s) = rule.severity {
+            self.st.highest_severity = Some(self.st.highest_severity.map_or(s, |h| h.min(s)));
+        }
+        let action = if rule.block {
+            engine.default_action[usize::from(phase)].clone()
+        } else {
+            rule.action
+                .clone()
+                .unwrap_or_else(|| engine.default_action[usize::from(phase)].clone())
+        };
+        let status = rule.status.or(engine.default_status[usize::from(phase)]);
+        let enforce = self.mode == RuleEngineMode::On;
+        let disruptive =
+            enforce && matches!(action, Action::Deny | Action::Drop | Action::Redirect(_));
+        let mut m = None;
+        if rule.log.unwrap_or(true) {
+            let var = lossy(&self.st.matched_var_name);
+            let redacted = engine
+                .redact
+                .iter()
+                .any(|p| var.len() >= p.len() && var[..p.len()].eq_ignore_ascii_case(p));
+            let mr = MatchedRule {
+                id: rule.id,
+                phase,
+                msg: rule
+                    .msg
+                    .as_ref()
+                    .map(|x| lossy(&x.expand(&self.st)))
+                    .unwrap_or_default(),
+                logdata: if redacted {
+                    "[redacted]".into()
+                } else {
+                    rule.logdata
+                        .as_ref()
+                        .map(|x| lossy(&truncate(&x.expand(&self.st), 512)))
+                        .unwrap_or_default()
+                },
+                severity: rule.severity,
+                tags: rule.tags.clone(),
+                var,
+                data: if redacted {
+                    "[redacted]".into()
+                } else {
+                    lossy(&truncate(&self.st.matched_var, 512))
+                },
+                disruptive,
+                file: rule.file.clone(),
+                line: rule.line,
+            };
+            m = Some(mr.log_line());
+            self.matched.push(mr);
+        }
+        if !enforce {
+            return None;
+        }
+        let message = m.unwrap_or_else(|| format!("[id \"{}\"]", rule.id));
+        match action {
+            Action::Pass => None,
+            Action::Allow(scope) => {
+                self.allow = Some(scope);
+                self.allow_phase = phase;
+                None
+            }
+            Action::Deny => Some(Intervention {
+                status: status.unwrap_or(403),
+                rule_id: Some(rule.id),
+                disruptive: Disruptive::Deny,
+                message,
+            }),
+            Action::Drop => Some(Intervention {
+                status: status.unwrap_or(403),
+                rule_id: Some(rule.id),
+                disruptive: Disruptive::Drop,
+                message,
+            }),
+            Action::Redirect(url) => {
+                let url = lossy(&crate::macros::Macro::parse(&url).expand(&self.st));
+                Some(Intervention {
+                    status: status.filter(|s| (300..400).contains(s)).unwrap_or(302),
+                    rule_id: Some(rule.id),
+                    disruptive: Disruptive::Redirect(url),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// `REQBODY_PROCESSOR` is visible from phase 1 on, as in ModSecurity.
+    fn set_body_processor(&mut self, p: &str) {
+        self.body_processor = Some(p.to_string());
+        self.st.reqbody_processor = p.as_bytes().to_vec();
+    }
+
+    fn apply_ctl(&mut self, c: &Ctl, _phase: u8) {
+        match c {
+            Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),
+            Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+            Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+            Ctl::RuleRemoveTargetById(ids, t) => self
+                .removed_targets
+                .push(RemovedTarget::Ids(ids.clone(), t.clone())),
+            Ctl::RuleRemoveTargetByTag(tag, t) => self
+                .removed_targets
+                .push(RemovedTarget::Tag(tag.clone(), t.clone())),
+            Ctl::RuleEngine(m) => self.mode = *m,
+            Ctl::RequestBodyProcessor(p) => self.set_body_processor(p),
+            Ctl::RequestBodyAccess(b) => self.req_body_access = *b,
+            Ctl::ResponseBodyAccess(b) => self.resp_body_access = *b,
+            Ctl::ForceRequestBodyVariable | Ctl::Ignored => {}
+        }
+    }
+}
+
+/// Values longer than this are transformed each time instead of cached.
+const TCACHE_MAX_VALUE: usize = 16 * 1024;
+/// Upper bound of the memory the transformation cache of one transaction may hold.
+const TCACHE_BUDGET: usize = 1024 * 1024;
+
+/// (transformation chain id, value address, value length) → transformed value (`None` = unchanged).
+type TransformCache = HashMap<(u32, usize, usize), Option<Vec<u8>>, BuildHasherDefault<FxHasher>>;
+
+/// A matched value: full name, transformed value, captures.
+type Hit = (Vec<u8>, Vec<u8>, Option<Vec<Vec<u8>>>);
+
+/// A small multiplicative hasher for the cache keys (integers chosen by us, not by clients).
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Runs a transformation chain; `None` when the value comes out unchanged.
+fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Option<Vec<u8>> {
+    let mut cur: Option<Vec<u8>> = None;
+    for (_, f) in chain {
+        let input: &[u8] = cur.as_deref().unwrap_or(v);
+        let next = match f(input) {
+            Cow::Owned(o) => Some(o),
+            Cow::Borrowed(b) if b.len() != input.len() => Some(b.to_vec()),
+            Cow::Borrowed(_) => None,
+        };
+        if next.is_some() {
+            cur = next;
+        }
+    }
+    cur
+}
+
+fn truncate(v: &[u8], n: usize) -> Cow<'_, [u8]> {
+    if v.len() > n {
+        Cow::Borrowed(&v[..n])
+    } else {
+        Cow::Borrowed(v)
+    }
+}
+
+#[allow(dead_code)]
+fn _decode(v: &[u8]) -> Vec<u8> {
+    url_decode::decode(v)
+}
