@@ -72,6 +72,7 @@ fn init_tracing() {
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .worker_threads(1)
         .thread_name("rampart")
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))

@@ -518,7 +518,7 @@ impl Gateway {
             traceparent: &traceparent,
         };
         let rt = Arc::clone(&ctx.rt);
-        match rt.forwarder.forward(&route, parts, body, &fctx).await {
+        match rt.forwarder().forward(&route, parts, body, &fctx).await {
             Ok(mut resp) => {
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade

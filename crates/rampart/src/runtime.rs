@@ -70,8 +70,9 @@ pub struct Runtime {
     pub config: ValidatedConfig,
     /// Routes, with their upstream pools and policies.
     pub routes: RouteTable,
-    /// The upstream client.
-    pub forwarder: Forwarder,
+    /// The upstream clients, one per worker thread (a pooled connection stays with the
+    /// thread that opened it).
+    forwarders: Vec<Forwarder>,
     /// Global security header defaults.
     pub security_defaults: SecurityHeaderSet,
     /// Listener policies by listener name.
@@ -87,8 +88,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles a validated config.
-    pub fn build(config: ValidatedConfig) -> Runtime {
+    /// Compiles a validated config for `workers` worker threads.
+    pub fn build(config: ValidatedConfig, workers: usize) -> Runtime {
         let l = &config.limits;
         let http_limits = HttpLimits {
             max_header_bytes: l.max_header_bytes,
@@ -144,7 +145,9 @@ impl Runtime {
             route_limits,
             bans_mode: config.bans.as_ref().map(|b| b.mode),
             routes: RouteTable::build(&config),
-            forwarder: Forwarder::new(l.upstream_connect_timeout.get()),
+            forwarders: (0..workers.max(1))
+                .map(|_| Forwarder::new(l.upstream_connect_timeout.get()))
+                .collect(),
             security_defaults: SecurityHeaderSet::defaults(&config.security_headers),
             listeners,
             http_limits,
@@ -153,7 +156,23 @@ impl Runtime {
     }
 }
 
+thread_local! {
+    /// The index of the worker thread running this code (0 elsewhere).
+    pub static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 impl Runtime {
+    /// The upstream client of the calling worker thread.
+    pub fn forwarder(&self) -> &Forwarder {
+        let w = WORKER.with(std::cell::Cell::get);
+        &self.forwarders[w % self.forwarders.len()]
+    }
+
+    /// Number of worker threads this snapshot was built for.
+    pub fn workers(&self) -> usize {
+        self.forwarders.len()
+    }
+
     /// Metric handles of route `index` (`None`: no route).
     pub fn route_metrics(&self, index: Option<usize>) -> &RouteMetrics {
         let last = self.metrics.len() - 1;

@@ -45,17 +45,26 @@ pub async fn run(
         tracing::warn!("{}: {}", config.source().display(), w);
     }
     let config_path = config.source().to_path_buf();
-    let mut listeners = Vec::new();
+    let workers = worker_count();
+    // One accepting socket per listener and worker (SO_REUSEPORT): the kernel spreads
+    // connections, and each worker serves its own on one thread, so a request and its
+    // upstream exchange never hop between threads.
+    let mut listeners: Vec<(String, SocketAddr, Vec<std::net::TcpListener>)> = Vec::new();
     for l in &config.listener {
-        let sock = TcpListener::bind(l.bind)
-            .await
-            .map_err(|e| format!("listener {:?}: cannot bind {}: {e}", l.name, l.bind))?;
-        listeners.push((l.name.clone(), sock));
+        let cannot =
+            |e: std::io::Error| format!("listener {:?}: cannot bind {}: {e}", l.name, l.bind);
+        let first = bind_reuseport(l.bind).map_err(cannot)?;
+        let addr = first.local_addr().map_err(cannot)?;
+        let mut socks = vec![first];
+        for _ in 1..workers {
+            socks.push(bind_reuseport(addr).map_err(cannot)?);
+        }
+        listeners.push((l.name.clone(), addr, socks));
     }
     let admin = TcpListener::bind(config.admin.bind)
         .await
         .map_err(|e| format!("admin: cannot bind {}: {e}", config.admin.bind))?;
-    let gateway = Arc::new(Gateway::new(Runtime::build(config), events)?);
+    let gateway = Arc::new(Gateway::new(Runtime::build(config, workers), events)?);
     let sweeper = Arc::clone(&gateway);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -67,26 +76,33 @@ pub async fn run(
     });
 
     let shutdown = CancellationToken::new();
+    let stop_workers = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut bound = Vec::new();
-    for (name, sock) in listeners {
-        let addr = sock.local_addr().map_err(|e| e.to_string())?;
+    let mut per_worker: Vec<Vec<(Arc<str>, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (name, addr, socks) in listeners {
         bound.push((name.clone(), addr));
         gateway.emit(
             Event::new("info", "server.listening")
                 .with("listener", name.as_str())
                 .with("addr", addr.to_string()),
         );
-        tracing::info!(listener = %name, %addr, "listening");
-        tokio::spawn(rampart_listen::serve(
-            sock,
-            Arc::from(name.as_str()),
-            Arc::clone(&gateway),
-            Arc::clone(&gateway),
-            Arc::clone(&gateway.conns),
-            shutdown.clone(),
-            tasks.clone(),
-        ));
+        tracing::info!(listener = %name, %addr, workers, "listening");
+        let name: Arc<str> = Arc::from(name.as_str());
+        for (w, sock) in socks.into_iter().enumerate() {
+            per_worker[w].push((Arc::clone(&name), sock));
+        }
+    }
+    let mut threads = Vec::new();
+    for (w, socks) in per_worker.into_iter().enumerate() {
+        let gateway = Arc::clone(&gateway);
+        let (shutdown, stop, tasks) = (shutdown.clone(), stop_workers.clone(), tasks.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("rampart-w{w}"))
+            .spawn(move || run_worker(w, socks, gateway, shutdown, stop, tasks))
+            .map_err(|e| format!("cannot start worker {w}: {e}"))?;
+        threads.push(thread);
     }
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     bound.push(("admin".to_owned(), admin_addr));
@@ -119,6 +135,10 @@ pub async fn run(
     shutdown.cancel();
     tasks.close();
     let drained = tokio::time::timeout(drain, tasks.wait()).await.is_ok();
+    stop_workers.cancel();
+    for t in threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
     admin_stop.cancel();
     gateway.emit(Event::new("info", "server.stop").with(
         "reason",
@@ -130,6 +150,70 @@ pub async fn run(
     ));
     gateway.events.flush();
     Ok(())
+}
+
+/// Request workers: one per core.
+fn worker_count() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 64)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// One worker: a single-threaded runtime serving its share of every listener until the
+/// gateway has drained.
+fn run_worker(
+    index: usize,
+    socks: Vec<(Arc<str>, std::net::TcpListener)>,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    crate::runtime::WORKER.with(|w| w.set(index));
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(worker = index, error = %e, "cannot start a worker runtime");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        for (name, sock) in socks {
+            match TcpListener::from_std(sock) {
+                Ok(listener) => {
+                    tokio::spawn(rampart_listen::serve(
+                        listener,
+                        name,
+                        Arc::clone(&gateway),
+                        Arc::clone(&gateway),
+                        Arc::clone(&gateway.conns),
+                        shutdown.clone(),
+                        tasks.clone(),
+                    ));
+                }
+                Err(e) => tracing::error!(worker = index, error = %e, "cannot serve a listener"),
+            }
+        }
+        stop.cancelled().await;
+    });
 }
 
 async fn wait_for_stop() {
@@ -248,7 +332,10 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
                 }
             }
             let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
-            gateway.runtime.store(Arc::new(Runtime::build(config)));
+            let workers = gateway.runtime.load().workers();
+            gateway
+                .runtime
+                .store(Arc::new(Runtime::build(config, workers)));
             metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);
             tracing::info!(trigger, "config reloaded");
             gateway.emit(
