@@ -162,6 +162,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "cors",
     "rate_limit",
     "bans",
+    "waf",
     "route",
 ];
 
@@ -218,6 +219,7 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
     let (listener, listener_pos) = list::<Listener>(one("listener"), "listener", errors);
     let shared = one("shared").and_then(|v| de(v, "shared", errors));
     let bans = one("bans").and_then(|v| de(v, "bans", errors));
+    let waf = one("waf").and_then(|v| de(v, "waf", errors));
     let (cors, cors_pos) = list::<CorsPolicy>(one("cors"), "cors", errors);
     let (rate_limit, rate_limit_pos) =
         list::<RateLimitPolicy>(one("rate_limit"), "rate_limit", errors);
@@ -235,6 +237,7 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
         cors,
         rate_limit,
         bans,
+        waf,
         route,
     };
     let positions = Positions {
@@ -351,6 +354,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn resolve_paths(config: &mut Config, base: &Path) {
     if config.data_dir.is_relative() {
         config.data_dir = base.join(&config.data_dir);
+    }
+    if let Some(waf) = config.waf.as_mut() {
+        for rule in &mut waf.rules {
+            if Path::new(rule.as_str()).is_relative() {
+                *rule = base.join(rule.as_str()).to_string_lossy().into_owned();
+            }
+        }
+        if let Some(log) = waf.audit_log.as_mut()
+            && Path::new(log.as_str()).is_relative()
+        {
+            *log = base.join(log.as_str()).to_string_lossy().into_owned();
+        }
     }
     let sink = &mut config.events.sink;
     if sink != "stdout" && sink != "stderr" && Path::new(sink.as_str()).is_relative() {
@@ -651,6 +666,12 @@ fn validate_shared_and_limits(config: &Config, errors: &mut Vec<ConfigError>) {
             ));
         }
     }
+    if let Some(w) = &config.waf
+        && let Some(pl) = w.paranoia_level
+        && !(1..=4).contains(&pl)
+    {
+        errors.push(err("waf.paranoia_level", "must be 1, 2, 3 or 4"));
+    }
     if let Some(b) = &config.bans {
         if !(b.threshold.is_finite() && b.threshold > 0.0) {
             errors.push(err("bans.threshold", "must be a number above 0"));
@@ -760,6 +781,19 @@ fn validate_routes(
                 &format!("{path}.cors"),
                 &format!("no [[cors]] policy is named {name:?}"),
             ));
+        }
+        if let Some(w) = &r.waf {
+            if config.waf.is_none() {
+                errors.push(err(&format!("{path}.waf"), "needs a [waf] section"));
+            }
+            if let Some(pl) = w.paranoia_level
+                && !(1..=4).contains(&pl)
+            {
+                errors.push(err(
+                    &format!("{path}.waf.paranoia_level"),
+                    "must be 1, 2, 3 or 4",
+                ));
+            }
         }
         for (j, name) in r.rate_limit.iter().enumerate() {
             if !config.rate_limit.iter().any(|p| &p.name == name) {

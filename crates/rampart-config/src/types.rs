@@ -45,6 +45,8 @@ pub struct Config {
     pub rate_limit: Vec<RateLimitPolicy>,
     /// Behaviour bans (`[bans]`); absent: off.
     pub bans: Option<Bans>,
+    /// The WAF (`[waf]`); absent: off.
+    pub waf: Option<Waf>,
     /// Routes (`[[route]]`): which requests go to which upstream, under which policies.
     #[serde(default)]
     pub route: Vec<Route>,
@@ -395,6 +397,53 @@ fn d_ban_max() -> DurationStr {
     Duration::from_secs(86_400).into()
 }
 
+/// `[waf]`: the SecLang engine, running the OWASP Core Rule Set or any rule files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waf {
+    /// `detect` (the default: log what would be blocked, block nothing), `enforce` (follow
+    /// the rules' disruptive actions: CRS blocks through its anomaly-score rules) or `off`.
+    /// Overrides `SecRuleEngine` in the rule files.
+    #[serde(default = "d_detect")]
+    pub mode: Mode,
+    /// Rule files in load order, globs allowed, relative to the config file. Empty: the
+    /// built-in rules (SQL injection, XSS, path traversal).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// CRS paranoia level 1-4; when set, overrides the rule files' setting.
+    pub paranoia_level: Option<u8>,
+    /// JSON-lines audit log of WAF transactions (the format the CRS regression runner reads).
+    pub audit_log: Option<String>,
+    /// `relevant`: transactions where a rule matched; `all`: every transaction.
+    #[serde(default)]
+    pub audit_log_mode: AuditLogMode,
+}
+
+fn d_detect() -> Mode {
+    Mode::Detect
+}
+
+/// Which WAF transactions reach the audit log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLogMode {
+    /// Transactions where a rule matched.
+    #[default]
+    Relevant,
+    /// Every transaction.
+    All,
+}
+
+/// A route's `waf = { mode = "detect", paranoia_level = 2 }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteWaf {
+    /// Mode on this route; default `[waf] mode`.
+    pub mode: Option<Mode>,
+    /// Paranoia level on this route; default `[waf] paranoia_level`.
+    pub paranoia_level: Option<u8>,
+}
+
 /// `[[route]]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -411,6 +460,8 @@ pub struct Route {
     /// Names of `[[rate_limit]]` policies; all must admit the request.
     #[serde(default)]
     pub rate_limit: Vec<String>,
+    /// WAF settings of this route (needs `[waf]`).
+    pub waf: Option<RouteWaf>,
     /// Only these sources may use the route (403 otherwise).
     pub allow_from: Option<CidrList>,
     /// Mode of `allow_from`. Default `enforce`.

@@ -84,6 +84,13 @@ fn sample() -> Config {
             duration: DurationStr(Duration::from_secs(1)),
             max_duration: DurationStr(Duration::from_secs(1)),
         }),
+        waf: Some(Waf {
+            mode: Mode::Detect,
+            rules: vec!["crs/*.conf".into()],
+            paranoia_level: Some(1),
+            audit_log: Some("waf.jsonl".into()),
+            audit_log_mode: AuditLogMode::All,
+        }),
         cors: vec![CorsPolicy {
             name: "spa".into(),
             allow_origins: vec!["https://a.example".into()],
@@ -103,6 +110,10 @@ fn sample() -> Config {
             upstream: OneOrMany::One("http://127.0.0.1:1".into()),
             cors: Some("spa".into()),
             rate_limit: vec!["per-ip".into()],
+            waf: Some(RouteWaf {
+                mode: Some(Mode::Enforce),
+                paranoia_level: Some(2),
+            }),
             allow_from: Some(cidrs),
             allow_from_mode: Mode::Detect,
             strip_prefix: true,

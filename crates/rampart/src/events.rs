@@ -86,7 +86,12 @@ impl EventSink {
 
     /// Queues one event.
     pub fn emit(&self, event: Event) {
-        let mut line = match serde_json::to_string(&Value::Object(event.0)) {
+        self.emit_value(Value::Object(event.0));
+    }
+
+    /// Queues one JSON value as a line (the WAF audit log uses its own record shape).
+    pub fn emit_value(&self, value: Value) {
+        let mut line = match serde_json::to_string(&value) {
             Ok(l) => l,
             Err(_) => return,
         };

@@ -10,6 +10,7 @@ mod pipeline;
 mod problem;
 mod runtime;
 mod serve;
+mod waf;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +56,21 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// WAF tools.
+    Waf {
+        #[command(subcommand)]
+        command: WafCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WafCommand {
+    /// Parse rule files (globs allowed) and report every error with file, line and rule id.
+    Check {
+        /// Rule files, in load order.
+        #[arg(required = true)]
+        rules: Vec<PathBuf>,
+    },
 }
 
 fn init_tracing() {
@@ -82,6 +98,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Waf {
+            command: WafCommand::Check { rules },
+        } => {
+            let errors = rampart_waf::check(&rules);
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if errors.is_empty() {
+                println!("{} file argument(s): ok", rules.len());
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("{} error(s)", errors.len());
+                ExitCode::FAILURE
+            }
+        }
         Command::Serve { config } => {
             init_tracing();
             let result = rampart_config::load(&config)
@@ -109,6 +140,13 @@ fn finish(result: Result<(), String>) -> ExitCode {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match rampart_config::load(file) {
         Ok(cfg) => {
+            if let Err(errors) = waf::WafSet::build(&cfg) {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{}: {} error(s)", file.display(), errors.len());
+                return ExitCode::FAILURE;
+            }
             for w in cfg.warnings() {
                 println!("warning: {w}");
             }

@@ -41,7 +41,10 @@ pub enum Phase {
     /// Rate limits keyed before authentication (ip, route, header): the cheapest refusal
     /// of a flood.
     LimitAnon,
-    // Waf, Authenticate, Authorize, LimitIdentity and Validate come here.
+    /// The WAF: phase 1 on the headers, phase 2 on the body (buffered, bounded by the route's
+    /// cap, only when a rule reads it).
+    Waf,
+    // Authenticate, Authorize, LimitIdentity and Validate come here.
     /// Forward to the upstream, streaming the body under the route's cap.
     Proxy,
 }
@@ -51,6 +54,7 @@ pub const REQUEST_PHASES: &[Phase] = &[
     Phase::Edge, // cheapest checks, and the route every later phase reads its policy from
     Phase::Cors, // preflights answered before limits and the WAF spend anything on them
     Phase::LimitAnon, // floods refused before the WAF and the upstream spend anything
+    Phase::Waf,  // headers, then the body when a rule needs it
     Phase::Proxy, // last: everything before it may refuse
 ];
 
@@ -77,7 +81,7 @@ pub struct RequestCtx {
     route: Option<Arc<RouteEntry>>,
     preflight_answered: bool,
     rate_headers: Option<RateLimitHeaders>,
-    req: Option<Request<Incoming>>,
+    req: Option<Request<ProxyBody>>,
     reason: Option<String>,
 }
 
@@ -118,7 +122,7 @@ impl Handler for Gateway {
             route: None,
             preflight_answered: false,
             rate_headers: None,
-            req: Some(req),
+            req: Some(req.map(|b| b.map_err(BoxError::from).boxed_unsync())),
             reason: None,
         };
         let mut answer = None;
@@ -127,6 +131,7 @@ impl Handler for Gateway {
                 Phase::Edge => self.edge(&mut ctx),
                 Phase::Cors => self.cors(&mut ctx),
                 Phase::LimitAnon => self.limit_anon(&mut ctx).await,
+                Phase::Waf => self.waf(&mut ctx).await,
                 Phase::Proxy => self.proxy(&mut ctx).await,
             };
             if let Verdict::Respond(resp) = verdict {
@@ -147,7 +152,7 @@ impl Handler for Gateway {
 
 /// A client-supplied `X-Request-Id`, kept only from trusted proxies and only when it is a
 /// plain token.
-fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<String> {
+fn client_request_id<B>(req: &Request<B>, peer_trusted: bool) -> Option<String> {
     if !peer_trusted {
         return None;
     }
@@ -157,6 +162,26 @@ fn client_request_id(req: &Request<Incoming>, peer_trusted: bool) -> Option<Stri
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| v.to_owned())
+}
+
+enum BodyRead {
+    TooLarge,
+    Failed,
+}
+
+/// Reads a whole body, refusing it as soon as it passes `cap` bytes.
+async fn read_capped(mut body: ProxyBody, cap: u64) -> Result<Bytes, BodyRead> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyRead::Failed)?;
+        if let Some(data) = frame.data_ref() {
+            if (buf.len() + data.len()) as u64 > cap {
+                return Err(BodyRead::TooLarge);
+            }
+            buf.extend_from_slice(data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Sets the `RateLimit`, `RateLimit-Policy` and `Retry-After` headers of a decision.
@@ -205,7 +230,7 @@ fn valid_traceparent(t: &str) -> bool {
 }
 
 /// Request line and header block size, as a client sent it (near enough for a cap).
-fn head_size(req: &Request<Incoming>) -> usize {
+fn head_size<B>(req: &Request<B>) -> usize {
     let line = req.method().as_str().len()
         + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
         + 12;
@@ -217,7 +242,7 @@ fn head_size(req: &Request<Incoming>) -> usize {
 }
 
 /// The request's host without port, lower case.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req
         .headers()
         .get(header::HOST)
@@ -391,32 +416,34 @@ impl Gateway {
             return Verdict::Continue;
         };
         let client = ctx.chain.client.0;
-        let key_for = |p: &Policy| -> LimitKey {
-            match p.key() {
-                KeyKind::Route => LimitKey::new(p, &route.name),
-                KeyKind::Header(name) => {
-                    match ctx
-                        .req
-                        .as_ref()
-                        .and_then(|r| r.headers().get(name.as_str()))
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        Some(v) => LimitKey::new(p, v),
-                        None => LimitKey::with_kind(p, &KeyKind::Ip, &client.to_string()),
+        // Keys are worked out once, before any await: the request is not Sync.
+        let keys_all: Vec<LimitKey> = {
+            let key_for = |p: &Policy| -> LimitKey {
+                match p.key() {
+                    KeyKind::Route => LimitKey::new(p, &route.name),
+                    KeyKind::Header(name) => {
+                        match ctx
+                            .req
+                            .as_ref()
+                            .and_then(|r| r.headers().get(name.as_str()))
+                            .and_then(|v| v.to_str().ok())
+                        {
+                            Some(v) => LimitKey::new(p, v),
+                            None => LimitKey::with_kind(p, &KeyKind::Ip, &client.to_string()),
+                        }
                     }
+                    _ => LimitKey::ip(p, client),
                 }
-                _ => LimitKey::ip(p, client),
-            }
+            };
+            all.iter().map(|l| key_for(&l.policy)).collect()
         };
-        let mut active: Vec<&crate::runtime::LimitPolicy> = all.iter().map(Arc::as_ref).collect();
-        // A policy in detect mode that would refuse is logged and set aside; the others
-        // are checked again without it, so it never hides an enforcing policy.
+        let mut active: Vec<(&crate::runtime::LimitPolicy, &LimitKey)> =
+            all.iter().map(Arc::as_ref).zip(keys_all.iter()).collect();
         loop {
-            let keys: Vec<LimitKey> = active.iter().map(|l| key_for(&l.policy)).collect();
             let checks: Vec<(&Policy, &LimitKey)> =
-                active.iter().map(|l| &l.policy).zip(keys.iter()).collect();
+                active.iter().map(|(l, k)| (&l.policy, *k)).collect();
             let verdict = self.limiter.check_all(&checks).await;
-            let policies: Vec<&Policy> = active.iter().map(|l| &l.policy).collect();
+            let policies: Vec<&Policy> = active.iter().map(|(l, _)| &l.policy).collect();
             let headers = verdict.headers(&policies);
             match verdict {
                 RateVerdict::Allowed(_) => {
@@ -426,7 +453,7 @@ impl Gateway {
                     return Verdict::Continue;
                 }
                 RateVerdict::Limited { index, .. } => {
-                    let limit = active[index];
+                    let limit = active[index].0;
                     let name = limit.policy.name().to_owned();
                     self.security_event(
                         ctx,
@@ -445,7 +472,7 @@ impl Gateway {
                     active.remove(index);
                 }
                 RateVerdict::Unavailable { index } => {
-                    let limit = active[index];
+                    let limit = active[index].0;
                     self.security_event(
                         ctx,
                         "ratelimit.unavailable",
@@ -459,6 +486,128 @@ impl Gateway {
                     active.remove(index);
                 }
             }
+        }
+    }
+
+    async fn waf(&self, ctx: &mut RequestCtx) -> Verdict {
+        let rt = Arc::clone(&ctx.rt);
+        let (Some(route), Some(set)) = (ctx.route.clone(), rt.waf.as_ref()) else {
+            return Verdict::Continue;
+        };
+        let Some((engine, mode)) = set.for_route(route.index) else {
+            return Verdict::Continue;
+        };
+        let Some(req) = ctx.req.as_mut() else {
+            return Verdict::Continue;
+        };
+        let mut tx = engine.transaction(rampart_waf::ConnInfo {
+            client_ip: ctx.chain.client.to_string(),
+            client_port: ctx.conn.peer.port(),
+            server_ip: ctx.conn.local.ip().to_string(),
+            server_port: ctx.conn.local.port(),
+            request_id: ctx.request_id.clone(),
+        });
+        let protocol = match req.version() {
+            Version::HTTP_2 => "HTTP/2.0",
+            Version::HTTP_10 => "HTTP/1.0",
+            _ => "HTTP/1.1",
+        };
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let headers: Vec<(&[u8], &[u8])> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        let mut intervention =
+            tx.process_request_headers(req.method().as_str(), &target, protocol, &headers);
+        drop(headers);
+        let mut too_large = false;
+        if intervention.is_none() {
+            if tx.wants_request_body() {
+                let body = std::mem::replace(
+                    req.body_mut(),
+                    Empty::new().map_err(|never| match never {}).boxed_unsync(),
+                );
+                match read_capped(body, route.max_body_bytes).await {
+                    Ok(bytes) => {
+                        intervention = tx.append_request_body(&bytes);
+                        *req.body_mut() = http_body_util::Full::new(bytes)
+                            .map_err(|never| match never {})
+                            .boxed_unsync();
+                    }
+                    Err(BodyRead::TooLarge) => too_large = true,
+                    Err(BodyRead::Failed) => {
+                        return self.refuse(
+                            ctx,
+                            GatewayError::BadRequest("The request body could not be read."),
+                        );
+                    }
+                }
+            }
+            if intervention.is_none() && !too_large {
+                intervention = tx.process_request_body();
+            }
+        }
+        tx.process_logging();
+        let matched = tx.matched_rules();
+        set.audit(!matched.is_empty(), || tx.audit_record());
+        if !matched.is_empty() {
+            let rule_ids: Vec<u32> = matched.iter().map(|m| m.id).collect();
+            let blocked = intervention.is_some();
+            let reason = matched
+                .iter()
+                .find(|m| m.disruptive)
+                .or_else(|| matched.iter().find(|m| !m.msg.is_empty()))
+                .map(|m| format!("rule {}: {}", m.id, m.msg))
+                .unwrap_or_default();
+            let route_name = route.name.to_string();
+            count_decision(
+                "waf",
+                if blocked { "block" } else { "match" },
+                mode,
+                &route_name,
+            );
+            self.emit(
+                Event::new("warn", if blocked { "waf.block" } else { "waf.match" })
+                    .with("request_id", ctx.request_id.as_str())
+                    .with("client_ip", ctx.chain.client.to_string())
+                    .with("route", route_name)
+                    .with("method", ctx.method.as_str())
+                    .with_uri(&ctx.log_uri)
+                    .with("mode", mode.as_str())
+                    .with("rule_ids", rule_ids)
+                    .with("anomaly_score", tx.inbound_anomaly_score())
+                    .with("status", intervention.as_ref().map(|i| i.status))
+                    .with("reason", reason),
+            );
+            self.offence(ctx, Offence::WafMatch);
+        }
+        if too_large {
+            self.security_event(
+                ctx,
+                "limits.body",
+                Mode::Enforce,
+                413,
+                "buffered body larger than the route's max_body_bytes",
+            );
+            return self.refuse(ctx, GatewayError::BodyTooLarge);
+        }
+        match intervention {
+            Some(i) => {
+                let status = StatusCode::from_u16(i.status)
+                    .ok()
+                    .filter(|s| s.is_client_error())
+                    .unwrap_or(StatusCode::FORBIDDEN);
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    return self.refuse(ctx, GatewayError::BodyTooLarge);
+                }
+                self.refuse(ctx, GatewayError::WafBlocked(status))
+            }
+            None => Verdict::Continue,
         }
     }
 

@@ -34,6 +34,9 @@ pub enum GatewayError {
     /// The request is malformed in a way the gateway will not forward. Client → 400.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The WAF's rules blocked the request. Client → the rule's status, 403 by default.
+    #[error("blocked by the WAF")]
+    WafBlocked(StatusCode),
     /// A rate-limit policy refused the request. Client → 429 (with `Retry-After`).
     #[error("rate limited by policy {0}")]
     RateLimited(String),
@@ -56,6 +59,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::WafBlocked(status) => *status,
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream(e) => e.status(),
         }
@@ -72,6 +76,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge => "body-too-large",
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::RateLimited(_) => "rate-limited",
+            GatewayError::WafBlocked(_) => "waf-blocked",
             GatewayError::Unavailable(_) => "unavailable",
             GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
                 "upstream-timeout"
@@ -100,6 +105,9 @@ impl GatewayError {
             GatewayError::BadRequest(why) => why,
             GatewayError::RateLimited(_) => {
                 "Too many requests; retry after the time in the Retry-After header."
+            }
+            GatewayError::WafBlocked(_) => {
+                "This request was blocked by the web application firewall."
             }
             GatewayError::Unavailable(_) => {
                 "A service this request depends on is unavailable; retry shortly."

@@ -85,11 +85,15 @@ pub struct Runtime {
     pub bans_mode: Option<Mode>,
     /// Metric handles by route index; the last one is for requests no route took.
     metrics: Vec<RouteMetrics>,
+    /// The WAF engines; `None` when `[waf]` is absent.
+    pub waf: Option<crate::waf::WafSet>,
 }
 
 impl Runtime {
-    /// Compiles a validated config for `workers` worker threads.
-    pub fn build(config: ValidatedConfig, workers: usize) -> Runtime {
+    /// Compiles a validated config for `workers` worker threads. Fails on what only
+    /// compiling shows (WAF rule files), with one message per problem.
+    pub fn build(config: ValidatedConfig, workers: usize) -> Result<Runtime, Vec<String>> {
+        let waf = crate::waf::WafSet::build(&config)?;
         let l = &config.limits;
         let http_limits = HttpLimits {
             max_header_bytes: l.max_header_bytes,
@@ -140,7 +144,8 @@ impl Runtime {
             .map(|r| RouteMetrics::new(&r.name))
             .chain([RouteMetrics::new("")])
             .collect();
-        Runtime {
+        Ok(Runtime {
+            waf,
             metrics,
             route_limits,
             bans_mode: config.bans.as_ref().map(|b| b.mode),
@@ -152,7 +157,7 @@ impl Runtime {
             listeners,
             http_limits,
             config,
-        }
+        })
     }
 }
 

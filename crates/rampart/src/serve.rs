@@ -64,7 +64,8 @@ pub async fn run(
     let admin = TcpListener::bind(config.admin.bind)
         .await
         .map_err(|e| format!("admin: cannot bind {}: {e}", config.admin.bind))?;
-    let gateway = Arc::new(Gateway::new(Runtime::build(config, workers), events)?);
+    let runtime = Runtime::build(config, workers).map_err(|errs| errs.join("\n"))?;
+    let gateway = Arc::new(Gateway::new(runtime, events)?);
     let sweeper = Arc::clone(&gateway);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -333,9 +334,24 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
             }
             let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
             let workers = gateway.runtime.load().workers();
-            gateway
-                .runtime
-                .store(Arc::new(Runtime::build(config, workers)));
+            let runtime = match Runtime::build(config, workers) {
+                Ok(rt) => rt,
+                Err(errors) => {
+                    metrics::counter!("rampart_config_reloads_total", "result" => "error")
+                        .increment(1);
+                    tracing::error!(
+                        "config reload refused, keeping the running config:\n{}",
+                        errors.join("\n")
+                    );
+                    gateway.emit(
+                        Event::new("error", "config.reload")
+                            .with("reason", "new config refused; the running config stays")
+                            .with("errors", errors),
+                    );
+                    return;
+                }
+            };
+            gateway.runtime.store(Arc::new(runtime));
             metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);
             tracing::info!(trigger, "config reloaded");
             gateway.emit(

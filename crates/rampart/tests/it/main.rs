@@ -7,3 +7,4 @@ mod observe;
 mod proxy;
 mod ratelimit;
 mod support;
+mod waf;

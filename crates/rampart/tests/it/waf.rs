@@ -1,0 +1,176 @@
+//! `[waf]`: built-in rules and the OWASP CRS, enforce and detect, bodies, audit log, rule errors.
+
+use std::process::Command;
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::support::*;
+
+fn shared_crs() -> String {
+    format!("{}/../../../shared/crs", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config(up: &Upstream, waf: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[waf]
+{waf}
+[[route]]
+name = "api"
+upstream = "{}"
+"#,
+        up.url()
+    )
+}
+
+#[tokio::test]
+async fn builtin_rules_block_injection_in_enforce_mode() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        &up,
+        "mode = \"enforce\"\naudit_log = \"waf.jsonl\"",
+    ))
+    .await;
+    let r = get(&gw.url("/items?id=1%27%20OR%20%271%27%3D%271")).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["type"], "urn:rampart:problem:waf-blocked");
+    let xss = send(
+        &client(),
+        req("POST", &gw.url("/comments"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"text":"<script>alert(document.cookie)</script>"}"#,
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(xss.status, 403, "JSON bodies are inspected");
+    assert_eq!(up.count(), 0, "blocked requests never reach the upstream");
+
+    let benign = br#"{"text":"hello, world","tags":["a","b"]}"#;
+    let ok = send(
+        &client(),
+        req("POST", &gw.url("/comments"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(benign)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        up.last().body_len,
+        benign.len(),
+        "an inspected body is forwarded whole"
+    );
+    let id = r.header("x-request-id").unwrap().to_owned();
+    let e = gw
+        .event("waf.block", |e| {
+            e["event"] == "waf.block" && e["request_id"] == id.as_str()
+        })
+        .await;
+    assert!(
+        e["rule_ids"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(110)),
+        "{e}"
+    );
+    assert_eq!(e["mode"], "enforce");
+    let audit = eventually("the audit record", || {
+        read_events(&gw.dir.path().join("waf.jsonl"))
+            .into_iter()
+            .find(|a| a["request_id"] == id.as_str())
+    })
+    .await;
+    assert!(audit.to_string().contains("110"), "{audit}");
+}
+
+#[tokio::test]
+async fn detect_mode_logs_and_forwards() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(&up, "mode = \"detect\"")).await;
+    let r = get(&gw.url("/items?id=1%27%20OR%20%271%27%3D%271")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.count(), 1);
+    gw.event("waf.match detect", |e| {
+        e["event"] == "waf.match" && e["mode"] == "detect"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn owasp_crs_at_paranoia_level_1_blocks_attacks_and_passes_normal_traffic() {
+    let up = Upstream::start("a").await;
+    let crs = shared_crs();
+    let gw = Gateway::start(&config(
+        &up,
+        &format!("mode = \"enforce\"\nparanoia_level = 1\nrules = [\"{crs}/crs-setup.conf.example\", \"{crs}/rules/*.conf\"]"),
+    ))
+    .await;
+    let browser = |url: String| {
+        req("GET", &url)
+            .header("host", "api.example.com")
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")
+            .header("accept", "text/html,application/json")
+            .header("accept-language", "en-US,en;q=0.9")
+            .body(Full::default())
+            .unwrap()
+    };
+    let ok = send(&client(), browser(gw.url("/api/items?id=42&sort=name"))).await;
+    assert_eq!(
+        ok.status,
+        200,
+        "normal traffic passes: {:?}",
+        String::from_utf8_lossy(&ok.body)
+    );
+    for attack in [
+        "/api/items?id=1%27%20UNION%20SELECT%20password%20FROM%20users--",
+        "/api/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/api/files?name=..%2F..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let r = send(&client(), browser(gw.url(attack))).await;
+        assert_eq!(r.status, 403, "{attack}");
+    }
+    let e = gw
+        .event("CRS blocking rule", |e| e["event"] == "waf.block")
+        .await;
+    assert!(e["anomaly_score"].as_i64().unwrap() >= 5, "{e}");
+    assert_eq!(up.count(), 1);
+}
+
+#[test]
+fn broken_rule_files_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("bad.conf");
+    std::fs::write(&rules, "SecRule ARGS \"@rx ok\" \"id:1,phase:2,pass\"\nSecRule ARGS \"@noSuchOperator x\" \"id:2,phase:2,deny\"\n").unwrap();
+    let out = Command::new(bin())
+        .args(["waf", "check"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:2"), "{err}");
+
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        format!("version = 1\n[[listener]]\nname = \"p\"\nbind = \"127.0.0.1:8080\"\n[waf]\nrules = [\"bad.conf\"]\n[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("waf.rules:") && err.contains("bad.conf:2"),
+        "{err}"
+    );
+}
