@@ -355,6 +355,13 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     if config.data_dir.is_relative() {
         config.data_dir = base.join(&config.data_dir);
     }
+    for route in &mut config.route {
+        if let Some(schema) = route.schema.as_mut()
+            && Path::new(schema.as_str()).is_relative()
+        {
+            *schema = base.join(schema.as_str()).to_string_lossy().into_owned();
+        }
+    }
     if let Some(waf) = config.waf.as_mut() {
         for rule in &mut waf.rules {
             if Path::new(rule.as_str()).is_relative() {
@@ -794,6 +801,20 @@ fn validate_routes(
                     "must be 1, 2, 3 or 4",
                 ));
             }
+        }
+        if r.validation.is_some() && r.schema.is_none() {
+            errors.push(err(
+                &format!("{path}.validation"),
+                "needs `schema`, the OpenAPI document to validate against",
+            ));
+        }
+        if let Some(v) = &r.validation
+            && !(1..=127).contains(&v.max_depth)
+        {
+            errors.push(err(
+                &format!("{path}.validation.max_depth"),
+                "must be between 1 and 127",
+            ));
         }
         for (j, name) in r.rate_limit.iter().enumerate() {
             if !config.rate_limit.iter().any(|p| &p.name == name) {

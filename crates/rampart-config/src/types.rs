@@ -444,6 +444,64 @@ pub struct RouteWaf {
     pub paranoia_level: Option<u8>,
 }
 
+/// A route's `validation = { mode = "enforce", extra_fields = "reject" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteValidation {
+    /// `enforce` refuses invalid requests (400 with every violation); `detect` logs
+    /// `validation.reject` and forwards them.
+    #[serde(default)]
+    pub mode: Mode,
+    /// `reject` (default): fields and query parameters the schema does not declare are
+    /// refused; `allow`: they pass.
+    #[serde(default)]
+    pub extra_fields: ExtraFields,
+    /// `reject` (default): paths and methods the document does not have get 404/405;
+    /// `pass`: they are forwarded unchecked.
+    #[serde(default)]
+    pub unknown_operations: UnknownOperations,
+    /// Deepest nesting of JSON bodies. Default 32, at most 127.
+    #[serde(default = "d_max_depth")]
+    pub max_depth: usize,
+}
+
+fn d_max_depth() -> usize {
+    32
+}
+
+impl Default for RouteValidation {
+    fn default() -> Self {
+        RouteValidation {
+            mode: Mode::Enforce,
+            extra_fields: ExtraFields::Reject,
+            unknown_operations: UnknownOperations::Reject,
+            max_depth: d_max_depth(),
+        }
+    }
+}
+
+/// Whether undeclared fields are refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtraFields {
+    /// Refused.
+    #[default]
+    Reject,
+    /// Allowed.
+    Allow,
+}
+
+/// What happens to operations the document does not have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownOperations {
+    /// 404 or 405.
+    #[default]
+    Reject,
+    /// Forwarded unchecked.
+    Pass,
+}
+
 /// `[[route]]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -462,6 +520,11 @@ pub struct Route {
     pub rate_limit: Vec<String>,
     /// WAF settings of this route (needs `[waf]`).
     pub waf: Option<RouteWaf>,
+    /// OpenAPI 3.0/3.1 document (YAML or JSON) the requests of this route are checked
+    /// against; relative to the config file.
+    pub schema: Option<String>,
+    /// How `schema` is applied.
+    pub validation: Option<RouteValidation>,
     /// Only these sources may use the route (403 otherwise).
     pub allow_from: Option<CidrList>,
     /// Mode of `allow_from`. Default `enforce`.

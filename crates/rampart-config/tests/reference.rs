@@ -114,6 +114,13 @@ fn sample() -> Config {
                 mode: Some(Mode::Enforce),
                 paranoia_level: Some(2),
             }),
+            schema: Some("openapi.yaml".into()),
+            validation: Some(RouteValidation {
+                mode: Mode::Enforce,
+                extra_fields: ExtraFields::Reject,
+                unknown_operations: UnknownOperations::Reject,
+                max_depth: 32,
+            }),
             allow_from: Some(cidrs),
             allow_from_mode: Mode::Detect,
             strip_prefix: true,

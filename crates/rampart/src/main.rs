@@ -140,7 +140,7 @@ fn finish(result: Result<(), String>) -> ExitCode {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match rampart_config::load(file) {
         Ok(cfg) => {
-            if let Err(errors) = waf::WafSet::build(&cfg) {
+            if let Err(errors) = runtime::Runtime::build(cfg.clone(), 1) {
                 for e in &errors {
                     eprintln!("{e}");
                 }

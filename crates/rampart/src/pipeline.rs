@@ -44,7 +44,9 @@ pub enum Phase {
     /// The WAF: phase 1 on the headers, phase 2 on the body (buffered, bounded by the route's
     /// cap, only when a rule reads it).
     Waf,
-    // Authenticate, Authorize, LimitIdentity and Validate come here.
+    // Authenticate, Authorize and LimitIdentity come here.
+    /// The route's OpenAPI schema: operation, parameters, body.
+    Validate,
     /// Forward to the upstream, streaming the body under the route's cap.
     Proxy,
 }
@@ -55,6 +57,7 @@ pub const REQUEST_PHASES: &[Phase] = &[
     Phase::Cors, // preflights answered before limits and the WAF spend anything on them
     Phase::LimitAnon, // floods refused before the WAF and the upstream spend anything
     Phase::Waf,  // headers, then the body when a rule needs it
+    Phase::Validate, // the route's schema, on what the upstream would receive
     Phase::Proxy, // last: everything before it may refuse
 ];
 
@@ -132,6 +135,7 @@ impl Handler for Gateway {
                 Phase::Cors => self.cors(&mut ctx),
                 Phase::LimitAnon => self.limit_anon(&mut ctx).await,
                 Phase::Waf => self.waf(&mut ctx).await,
+                Phase::Validate => self.validate(&mut ctx).await,
                 Phase::Proxy => self.proxy(&mut ctx).await,
             };
             if let Verdict::Respond(resp) = verdict {
@@ -609,6 +613,101 @@ impl Gateway {
             }
             None => Verdict::Continue,
         }
+    }
+
+    async fn validate(&self, ctx: &mut RequestCtx) -> Verdict {
+        let rt = Arc::clone(&ctx.rt);
+        let Some(route) = ctx.route.clone() else {
+            return Verdict::Continue;
+        };
+        let Some(Some(schema)) = rt.schemas.get(route.index) else {
+            return Verdict::Continue;
+        };
+        let Some(req) = ctx.req.as_mut() else {
+            return Verdict::Continue;
+        };
+        let has_body = !req.body().is_end_stream();
+        let body = if has_body {
+            let taken = std::mem::replace(
+                req.body_mut(),
+                Empty::new().map_err(|never| match never {}).boxed_unsync(),
+            );
+            match read_capped(taken, route.max_body_bytes).await {
+                Ok(bytes) => {
+                    *req.body_mut() = http_body_util::Full::new(bytes.clone())
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                    Some(bytes)
+                }
+                Err(BodyRead::TooLarge) => return self.refuse(ctx, GatewayError::BodyTooLarge),
+                Err(BodyRead::Failed) => {
+                    return self.refuse(
+                        ctx,
+                        GatewayError::BadRequest("The request body could not be read."),
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let path = if route.strip_prefix {
+            let rest = ctx
+                .path
+                .strip_prefix(route.path_prefix.trim_end_matches('/'))
+                .unwrap_or(&ctx.path);
+            if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            }
+        } else {
+            ctx.path.clone()
+        };
+        let parts = rampart_validate::RequestParts {
+            method: req.method(),
+            path: &path,
+            query: req.uri().query(),
+            headers: req.headers(),
+            body: body.as_deref(),
+        };
+        let outcome = schema.spec.validate(&parts);
+        if !outcome.is_refused(&schema.config) {
+            return Verdict::Continue;
+        }
+        let mode = match schema.config.mode {
+            rampart_validate::Mode::Detect => Mode::Detect,
+            _ => Mode::Enforce,
+        };
+        let status = outcome.status().map_or(400, |s| s.as_u16());
+        let violations: Vec<String> = outcome
+            .violations()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let reason = if violations.is_empty() {
+            format!("refused with {status}")
+        } else {
+            violations.join("; ")
+        };
+        self.security_event(ctx, "validation.reject", mode, status, &reason);
+        if mode == Mode::Detect {
+            return Verdict::Continue;
+        }
+        let err = match outcome {
+            rampart_validate::Outcome::UnknownPath => GatewayError::UnknownOperation,
+            rampart_validate::Outcome::MethodNotAllowed { allow } => {
+                GatewayError::MethodNotAllowed(allow)
+            }
+            rampart_validate::Outcome::UnsupportedMediaType { .. } => {
+                GatewayError::UnsupportedMediaType
+            }
+            rampart_validate::Outcome::BodyTooLarge { .. } => GatewayError::BodyTooLarge,
+            rampart_validate::Outcome::Invalid { violations, .. } => {
+                GatewayError::Invalid(violations)
+            }
+            _ => GatewayError::Invalid(Vec::new()),
+        };
+        self.refuse(ctx, err)
     }
 
     /// Feeds the behaviour score of the client when bans are on; a crossing bans it.

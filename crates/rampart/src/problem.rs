@@ -34,6 +34,15 @@ pub enum GatewayError {
     /// The request is malformed in a way the gateway will not forward. Client → 400.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request does not match the route's schema. Client → 400 with the violations.
+    #[error("request does not match the schema")]
+    Invalid(Vec<rampart_validate::Violation>),
+    /// The route's schema has no such operation. Client → 404.
+    #[error("operation not in the schema")]
+    UnknownOperation,
+    /// The body's media type is not one the operation accepts. Client → 415.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// The WAF's rules blocked the request. Client → the rule's status, 403 by default.
     #[error("blocked by the WAF")]
     WafBlocked(StatusCode),
@@ -59,6 +68,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::Invalid(_) => StatusCode::BAD_REQUEST,
+            GatewayError::UnknownOperation => StatusCode::NOT_FOUND,
+            GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::WafBlocked(status) => *status,
             GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream(e) => e.status(),
@@ -76,6 +88,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge => "body-too-large",
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::RateLimited(_) => "rate-limited",
+            GatewayError::Invalid(_) => "invalid-request",
+            GatewayError::UnknownOperation => "unknown-operation",
+            GatewayError::UnsupportedMediaType => "unsupported-media-type",
             GatewayError::WafBlocked(_) => "waf-blocked",
             GatewayError::Unavailable(_) => "unavailable",
             GatewayError::Upstream(ProxyError::ConnectTimeout | ProxyError::Timeout(_)) => {
@@ -109,6 +124,11 @@ impl GatewayError {
             GatewayError::WafBlocked(_) => {
                 "This request was blocked by the web application firewall."
             }
+            GatewayError::Invalid(_) => {
+                "The request does not match the API's schema; see violations."
+            }
+            GatewayError::UnknownOperation => "The API does not declare this path.",
+            GatewayError::UnsupportedMediaType => "The API does not accept this Content-Type here.",
             GatewayError::Unavailable(_) => {
                 "A service this request depends on is unavailable; retry shortly."
             }
@@ -122,13 +142,17 @@ impl GatewayError {
     /// The problem+json response for this error.
     pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
         let status = self.status();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("urn:rampart:problem:{}", self.kind()),
             "title": status.canonical_reason().unwrap_or("Error"),
             "status": status.as_u16(),
             "detail": self.detail(),
             "request_id": request_id,
         });
+        if let GatewayError::Invalid(violations) = self {
+            // Pointers and reasons only: the validator never puts a request value in them.
+            body["violations"] = serde_json::to_value(violations).unwrap_or_default();
+        }
         let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let mut resp = Response::new(
             Full::new(bytes)

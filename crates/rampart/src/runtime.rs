@@ -87,6 +87,58 @@ pub struct Runtime {
     metrics: Vec<RouteMetrics>,
     /// The WAF engines; `None` when `[waf]` is absent.
     pub waf: Option<crate::waf::WafSet>,
+    /// Compiled request schemas by route index.
+    pub schemas: Vec<Option<RouteSchema>>,
+}
+
+/// A route's compiled OpenAPI document and how to apply it.
+#[derive(Debug)]
+pub struct RouteSchema {
+    /// The compiled document.
+    pub spec: rampart_validate::CompiledSpec,
+    /// Mode, extra fields and unknown operations.
+    pub config: rampart_validate::ValidationConfig,
+}
+
+fn compile_schema(r: &rampart_config::Route, max_body: u64) -> Result<Option<RouteSchema>, String> {
+    let Some(path) = &r.schema else {
+        return Ok(None);
+    };
+    let v = r.validation.clone().unwrap_or_default();
+    let config = rampart_validate::ValidationConfig {
+        mode: match v.mode {
+            Mode::Off => rampart_validate::Mode::Off,
+            Mode::Detect => rampart_validate::Mode::Detect,
+            Mode::Enforce => rampart_validate::Mode::Enforce,
+        },
+        extra_fields: match v.extra_fields {
+            rampart_config::ExtraFields::Reject => rampart_validate::ExtraFields::Reject,
+            rampart_config::ExtraFields::Allow => rampart_validate::ExtraFields::Allow,
+        },
+        unknown_operations: match v.unknown_operations {
+            rampart_config::UnknownOperations::Reject => {
+                rampart_validate::UnknownOperations::Reject
+            }
+            rampart_config::UnknownOperations::Pass => rampart_validate::UnknownOperations::Pass,
+        },
+        max_depth: v.max_depth,
+    };
+    if config.mode == rampart_validate::Mode::Off {
+        return Ok(None);
+    }
+    // With strip_prefix the document describes the stripped paths; otherwise its `servers`
+    // say where its paths are mounted.
+    let base = if r.strip_prefix {
+        rampart_validate::BasePath::None
+    } else {
+        rampart_validate::BasePath::Servers
+    };
+    let options = rampart_validate::CompileOptions::from_config(&config)
+        .with_max_body_bytes(usize::try_from(max_body).unwrap_or(usize::MAX))
+        .with_base_path(base);
+    let spec = rampart_validate::CompiledSpec::load(std::path::Path::new(path), &options)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(RouteSchema { spec, config }))
 }
 
 impl Runtime {
@@ -94,6 +146,22 @@ impl Runtime {
     /// compiling shows (WAF rule files), with one message per problem.
     pub fn build(config: ValidatedConfig, workers: usize) -> Result<Runtime, Vec<String>> {
         let waf = crate::waf::WafSet::build(&config)?;
+        let mut schema_errors = Vec::new();
+        let schemas = config
+            .route
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let max_body = r.max_body_bytes.unwrap_or(config.limits.max_body_bytes);
+                compile_schema(r, max_body).unwrap_or_else(|e| {
+                    schema_errors.push(format!("route[{i}].schema: {e}"));
+                    None
+                })
+            })
+            .collect();
+        if !schema_errors.is_empty() {
+            return Err(schema_errors);
+        }
         let l = &config.limits;
         let http_limits = HttpLimits {
             max_header_bytes: l.max_header_bytes,
@@ -146,6 +214,7 @@ impl Runtime {
             .collect();
         Ok(Runtime {
             waf,
+            schemas,
             metrics,
             route_limits,
             bans_mode: config.bans.as_ref().map(|b| b.mode),

@@ -7,4 +7,5 @@ mod observe;
 mod proxy;
 mod ratelimit;
 mod support;
+mod validate;
 mod waf;
