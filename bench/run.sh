@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 harness=${BENCH_HARNESS:-$here/../../shared/bench}
 [ -x "$harness/run.sh" ] || { echo "no harness at $harness" >&2; exit 2; }
 command -v wrk >/dev/null || "$harness/setup.sh" --no-oha
-(cd "$here/.." && cargo build --release --locked -p rampart)
+(cd "$here/.." && cargo build --release -p rampart)
 cd "$harness"
 exec ./run.sh --peers "${PEERS:-nginx,haproxy,caddy}" \
   --target "rampart=$here/target-plain.sh,port=19010,desc=Rampart plain proxy" "$@"
