@@ -128,21 +128,7 @@ impl Handler for Gateway {
             req: Some(req.map(|b| b.map_err(BoxError::from).boxed_unsync())),
             reason: None,
         };
-        let mut answer = None;
-        for phase in REQUEST_PHASES {
-            let verdict = match phase {
-                Phase::Edge => self.edge(&mut ctx),
-                Phase::Cors => self.cors(&mut ctx),
-                Phase::LimitAnon => self.limit_anon(&mut ctx).await,
-                Phase::Waf => self.waf(&mut ctx).await,
-                Phase::Validate => self.validate(&mut ctx).await,
-                Phase::Proxy => self.proxy(&mut ctx).await,
-            };
-            if let Verdict::Respond(resp) = verdict {
-                answer = Some(resp);
-                break;
-            }
-        }
+        let answer = self.run_phases(&mut ctx, REQUEST_PHASES).await;
         // Proxy always answers; an empty 500 here would mean a phase forgot to.
         let resp = answer.unwrap_or_else(|| {
             let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
@@ -166,6 +152,82 @@ fn client_request_id<B>(req: &Request<B>, peer_trusted: bool) -> Option<String> 
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| v.to_owned())
+}
+
+fn respond(v: Verdict) -> Option<Response<ProxyBody>> {
+    match v {
+        Verdict::Respond(r) => Some(r),
+        Verdict::Continue => None,
+    }
+}
+
+/// Response bodies the WAF reads at most; beyond, it sees this much and the rest streams on.
+const WAF_RESPONSE_BODY_CAP: u64 = 512 * 1024;
+
+/// WAF phases 3 and 4 on a response. Returns the intervention, if any, and the body to send
+/// when the WAF had to read it.
+async fn inspect_response(
+    tx: &mut rampart_waf::Transaction<'_>,
+    resp: &mut Response<ProxyBody>,
+) -> (Option<rampart_waf::Intervention>, Option<ProxyBody>) {
+    let protocol = match resp.version() {
+        Version::HTTP_2 => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    };
+    let headers: Vec<(&[u8], &[u8])> = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+        .collect();
+    if let Some(i) = tx.process_response_headers(resp.status().as_u16(), protocol, &headers) {
+        return (Some(i), None);
+    }
+    drop(headers);
+    if !tx.wants_response_body() {
+        return (tx.process_response_body(), None);
+    }
+    let mut body = std::mem::replace(
+        resp.body_mut(),
+        Empty::new().map_err(|never| match never {}).boxed_unsync(),
+    );
+    let mut seen = bytes::BytesMut::new();
+    let mut failed = false;
+    while (seen.len() as u64) < WAF_RESPONSE_BODY_CAP {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(d) = frame.data_ref() {
+                    seen.extend_from_slice(d);
+                }
+            }
+            Some(Err(_)) => {
+                failed = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    let seen = seen.freeze();
+    let mut iv = tx.append_response_body(&seen);
+    if iv.is_none() {
+        iv = tx.process_response_body();
+    }
+    let head = http_body_util::Full::new(seen)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let rebuilt = if failed || body.is_end_stream() {
+        head
+    } else {
+        // What the WAF read, then the rest of the upstream's body as it comes.
+        let frames =
+            futures_util::stream::unfold((Some(head), body), |(head, mut rest)| async move {
+                if let Some(mut h) = head {
+                    return h.frame().await.map(|f| (f, (None, rest)));
+                }
+                rest.frame().await.map(|f| (f, (None, rest)))
+            });
+        http_body_util::StreamBody::new(frames).boxed_unsync()
+    };
+    (iv, Some(rebuilt))
 }
 
 enum BodyRead {
@@ -266,6 +328,29 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
 }
 
 impl Gateway {
+    /// Runs `phases` in order until one answers. The WAF phase runs the phases after it
+    /// itself, so that its transaction also sees the response (phases 3 and 4).
+    async fn run_phases(
+        &self,
+        ctx: &mut RequestCtx,
+        phases: &[Phase],
+    ) -> Option<Response<ProxyBody>> {
+        for (i, phase) in phases.iter().enumerate() {
+            let verdict = match phase {
+                Phase::Edge => self.edge(ctx),
+                Phase::Cors => self.cors(ctx),
+                Phase::LimitAnon => self.limit_anon(ctx).await,
+                Phase::Waf => return self.waf(ctx, &phases[i + 1..]).await,
+                Phase::Validate => self.validate(ctx).await,
+                Phase::Proxy => self.proxy(ctx).await,
+            };
+            if let Verdict::Respond(resp) = verdict {
+                return Some(resp);
+            }
+        }
+        None
+    }
+
     fn refuse(&self, ctx: &mut RequestCtx, err: GatewayError) -> Verdict {
         ctx.reason = Some(err.to_string());
         let mut resp = err.to_response(&ctx.request_id);
@@ -493,16 +578,19 @@ impl Gateway {
         }
     }
 
-    async fn waf(&self, ctx: &mut RequestCtx) -> Verdict {
+    async fn waf(&self, ctx: &mut RequestCtx, rest: &[Phase]) -> Option<Response<ProxyBody>> {
         let rt = Arc::clone(&ctx.rt);
-        let (Some(route), Some(set)) = (ctx.route.clone(), rt.waf.as_ref()) else {
-            return Verdict::Continue;
+        let engine_and_mode = match (ctx.route.as_ref(), rt.waf.as_ref()) {
+            (Some(route), Some(set)) => set.for_route(route.index),
+            _ => None,
         };
-        let Some((engine, mode)) = set.for_route(route.index) else {
-            return Verdict::Continue;
+        let (Some(route), Some(set), Some((engine, mode))) =
+            (ctx.route.clone(), rt.waf.as_ref(), engine_and_mode)
+        else {
+            return Box::pin(self.run_phases(ctx, rest)).await;
         };
         let Some(req) = ctx.req.as_mut() else {
-            return Verdict::Continue;
+            return None;
         };
         let mut tx = engine.transaction(rampart_waf::ConnInfo {
             client_ip: ctx.chain.client.to_string(),
@@ -545,16 +633,43 @@ impl Gateway {
                     }
                     Err(BodyRead::TooLarge) => too_large = true,
                     Err(BodyRead::Failed) => {
-                        return self.refuse(
+                        return respond(self.refuse(
                             ctx,
                             GatewayError::BadRequest("The request body could not be read."),
-                        );
+                        ));
                     }
                 }
             }
             if intervention.is_none() && !too_large {
                 intervention = tx.process_request_body();
             }
+        }
+        let answer;
+        if too_large {
+            self.security_event(
+                ctx,
+                "limits.body",
+                Mode::Enforce,
+                413,
+                "buffered body larger than the route's max_body_bytes",
+            );
+            answer = respond(self.refuse(ctx, GatewayError::BodyTooLarge));
+        } else if let Some(i) = intervention.take() {
+            answer = respond(self.waf_refusal(ctx, i.status));
+            intervention = Some(i);
+        } else {
+            let mut resp = Box::pin(self.run_phases(ctx, rest)).await;
+            if let Some(r) = resp.as_mut() {
+                let (iv, body) = inspect_response(&mut tx, r).await;
+                if let Some(b) = body {
+                    *r.body_mut() = b;
+                }
+                if let Some(i) = iv {
+                    resp = respond(self.waf_refusal(ctx, i.status));
+                    intervention = Some(i);
+                }
+            }
+            answer = resp;
         }
         tx.process_logging();
         let matched = tx.matched_rules();
@@ -584,35 +699,27 @@ impl Gateway {
                     .with_uri(&ctx.log_uri)
                     .with("mode", mode.as_str())
                     .with("rule_ids", rule_ids)
-                    .with("anomaly_score", tx.inbound_anomaly_score())
+                    .with(
+                        "anomaly_score",
+                        tx.inbound_anomaly_score().max(tx.outbound_anomaly_score()),
+                    )
                     .with("status", intervention.as_ref().map(|i| i.status))
                     .with("reason", reason),
             );
             self.offence(ctx, Offence::WafMatch);
         }
-        if too_large {
-            self.security_event(
-                ctx,
-                "limits.body",
-                Mode::Enforce,
-                413,
-                "buffered body larger than the route's max_body_bytes",
-            );
+        answer
+    }
+
+    fn waf_refusal(&self, ctx: &mut RequestCtx, status: u16) -> Verdict {
+        let status = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error())
+            .unwrap_or(StatusCode::FORBIDDEN);
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
             return self.refuse(ctx, GatewayError::BodyTooLarge);
         }
-        match intervention {
-            Some(i) => {
-                let status = StatusCode::from_u16(i.status)
-                    .ok()
-                    .filter(|s| s.is_client_error())
-                    .unwrap_or(StatusCode::FORBIDDEN);
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    return self.refuse(ctx, GatewayError::BodyTooLarge);
-                }
-                self.refuse(ctx, GatewayError::WafBlocked(status))
-            }
-            None => Verdict::Continue,
-        }
+        self.refuse(ctx, GatewayError::WafBlocked(status))
     }
 
     async fn validate(&self, ctx: &mut RequestCtx) -> Verdict {

@@ -159,6 +159,10 @@ async fn answer(
     };
     resp.headers_mut()
         .insert("x-upstream", name.parse().unwrap());
+    if !resp.headers().contains_key("content-type") {
+        resp.headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+    }
     if path.starts_with("/headers") {
         let h = resp.headers_mut();
         h.insert("access-control-allow-origin", "*".parse().unwrap());

@@ -174,3 +174,53 @@ fn broken_rule_files_are_reported_with_file_and_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn response_phases_inspect_headers_and_bodies() {
+    let up = Upstream::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("response.conf");
+    std::fs::write(
+        &rules,
+        "SecRuleEngine On\nSecResponseBodyAccess On\nSecResponseBodyMimeType text/plain application/json\n\
+SecRule RESPONSE_HEADERS:x-upstream \"@streq a\" \"id:201,phase:3,pass,log,msg:'seen upstream header'\"\n\
+SecRule RESPONSE_BODY \"@contains leaked-secret\" \"id:202,phase:4,deny,status:403,log,msg:'data leak'\"\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(&config(
+        &up,
+        &format!("mode = \"enforce\"\nrules = [\"{}\"]", rules.display()),
+    ))
+    .await;
+    let ok = get(&gw.url("/fine")).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.json()["uri"],
+        "/fine",
+        "an inspected response body arrives whole"
+    );
+    let big = get(&gw.url("/big?n=2000000")).await;
+    assert_eq!(
+        big.body.len(),
+        2_000_000,
+        "past what the WAF reads, the body streams on"
+    );
+    let leak = get(&gw.url("/echo?x=leaked-secret")).await;
+    assert_eq!(
+        leak.status,
+        403,
+        "phase 4 blocks a leaking response: {:?} {:?}",
+        leak.headers,
+        read_events(&gw.dir.path().join("events.jsonl"))
+            .iter()
+            .filter(|e| e["event"] != "http.request")
+            .collect::<Vec<_>>()
+    );
+    assert!(!String::from_utf8_lossy(&leak.body).contains("leaked-secret"));
+    let e = gw
+        .event("response rule", |e| {
+            e["event"] == "waf.block" && e["rule_ids"].to_string().contains("202")
+        })
+        .await;
+    assert!(e["rule_ids"].to_string().contains("201"), "{e}");
+}
