@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use http::{HeaderName, HeaderValue, Method, Uri};
 use serde::de::DeserializeOwned;
 
@@ -163,6 +165,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limit",
     "bans",
     "waf",
+    "store",
+    "auth",
     "route",
 ];
 
@@ -220,6 +224,8 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
     let shared = one("shared").and_then(|v| de(v, "shared", errors));
     let bans = one("bans").and_then(|v| de(v, "bans", errors));
     let waf = one("waf").and_then(|v| de(v, "waf", errors));
+    let store = one("store").and_then(|v| de(v, "store", errors));
+    let auth = one("auth").and_then(|v| de(v, "auth", errors));
     let (cors, cors_pos) = list::<CorsPolicy>(one("cors"), "cors", errors);
     let (rate_limit, rate_limit_pos) =
         list::<RateLimitPolicy>(one("rate_limit"), "rate_limit", errors);
@@ -238,6 +244,8 @@ fn parse_sections(mut doc: toml::Table, errors: &mut Vec<ConfigError>) -> (Confi
         rate_limit,
         bans,
         waf,
+        store: store.unwrap_or_default(),
+        auth,
         route,
     };
     let positions = Positions {
@@ -354,6 +362,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn resolve_paths(config: &mut Config, base: &Path) {
     if config.data_dir.is_relative() {
         config.data_dir = base.join(&config.data_dir);
+    }
+    let default_store = format!("sqlite://{}", config.data_dir.join("rampart.db").display());
+    let url = config.store.url.get_or_insert(default_store);
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && Path::new(path).is_relative()
+    {
+        *url = format!("sqlite://{}", base.join(path).display());
     }
     for route in &mut config.route {
         if let Some(schema) = route.schema.as_mut()
@@ -679,6 +694,63 @@ fn validate_shared_and_limits(config: &Config, errors: &mut Vec<ConfigError>) {
     {
         errors.push(err("waf.paranoia_level", "must be 1, 2, 3 or 4"));
     }
+    if let Some(a) = &config.auth {
+        let issuer_ok = (a.issuer.starts_with("https://") || a.issuer.starts_with("http://"))
+            && Uri::try_from(a.issuer.as_str()).is_ok_and(|u| u.host().is_some());
+        if !issuer_ok {
+            errors.push(err(
+                "auth.issuer",
+                "an http(s) URL, like \"https://auth.example.com\"",
+            ));
+        }
+        if a.audience.is_empty() {
+            errors.push(err("auth.audience", "name at least one audience"));
+        }
+        if !matches!(a.key_algorithm.as_str(), "EdDSA" | "ES256" | "RS256") {
+            errors.push(err(
+                "auth.key_algorithm",
+                "one of \"EdDSA\", \"ES256\", \"RS256\"",
+            ));
+        }
+        if a.access_ttl.get().is_zero() || a.access_ttl.get() > Duration::from_secs(86_400) {
+            errors.push(err(
+                "auth.access_ttl",
+                "between 1s and 24h (short-lived access tokens are the point)",
+            ));
+        }
+        if a.refresh_ttl > a.session_absolute_timeout {
+            errors.push(err(
+                "auth.refresh_ttl",
+                "cannot be longer than auth.session_absolute_timeout",
+            ));
+        }
+        if let Some(c) = &a.cors
+            && !config.cors.iter().any(|p| &p.name == c)
+        {
+            errors.push(err(
+                "auth.cors",
+                &format!("no [[cors]] policy is named {c:?}"),
+            ));
+        }
+        for (j, name) in a.rate_limit.iter().enumerate() {
+            if !config.rate_limit.iter().any(|p| &p.name == name) {
+                errors.push(err(
+                    &format!("auth.rate_limit[{j}]"),
+                    &format!("no [[rate_limit]] policy is named {name:?}"),
+                ));
+            }
+        }
+    }
+    let url = config.store.url.as_deref().unwrap_or("");
+    if !(url.starts_with("sqlite://")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        errors.push(err(
+            "store.url",
+            "use \"sqlite://path\" or \"postgres://user@host/db\"",
+        ));
+    }
     if let Some(b) = &config.bans {
         if !(b.threshold.is_finite() && b.threshold > 0.0) {
             errors.push(err("bans.threshold", "must be a number above 0"));
@@ -801,6 +873,31 @@ fn validate_routes(
                     "must be 1, 2, 3 or 4",
                 ));
             }
+        }
+        match (&r.auth, &config.auth) {
+            (None, Some(_)) => errors.push(err(
+                &format!("{path}.auth"),
+                "missing: with [auth] every route says what it accepts, `auth = [\"jwt\"]` or `auth = [\"none\"]`",
+            )),
+            (Some(list), auth) => {
+                if list.is_empty() {
+                    errors.push(err(&format!("{path}.auth"), "empty: list `jwt`, or `none` for a public route"));
+                }
+                for (j, a) in list.iter().enumerate() {
+                    match a.as_str() {
+                        "none" if list.len() > 1 => errors.push(err(&format!("{path}.auth[{j}]"), "`none` cannot be combined with credentials")),
+                        "none" => {}
+                        "jwt" if auth.is_none() => errors.push(err(&format!("{path}.auth[{j}]"), "`jwt` needs an [auth] section (issuer, audience)")),
+                        "jwt" => {}
+                        "session" | "mtls" | "api_key" => errors.push(err(&format!("{path}.auth[{j}]"), &format!("`{a}` is not available yet; use `jwt` or `none`"))),
+                        other => errors.push(err(&format!("{path}.auth[{j}]"), &format!("unknown scheme {other:?}; use `jwt` or `none`"))),
+                    }
+                }
+                if !r.scopes.is_empty() && !list.iter().any(|a| a == "jwt") {
+                    errors.push(err(&format!("{path}.scopes"), "scopes need `auth = [\"jwt\"]`"));
+                }
+            }
+            (None, None) => {}
         }
         if r.validation.is_some() && r.schema.is_none() {
             errors.push(err(

@@ -47,6 +47,12 @@ pub struct Config {
     pub bans: Option<Bans>,
     /// The WAF (`[waf]`); absent: off.
     pub waf: Option<Waf>,
+    /// Where users, sessions and keys are stored (`[store]`).
+    #[serde(default)]
+    pub store: Store,
+    /// The auth server (`[auth]`); absent: no built-in endpoints, and routes cannot require
+    /// credentials.
+    pub auth: Option<Auth>,
     /// Routes (`[[route]]`): which requests go to which upstream, under which policies.
     #[serde(default)]
     pub route: Vec<Route>,
@@ -397,6 +403,75 @@ fn d_ban_max() -> DurationStr {
     Duration::from_secs(86_400).into()
 }
 
+/// `[store]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `"sqlite://path"` (relative to the config file) or `"postgres://user@host/db"`.
+    /// Default: `rampart.db` in `data_dir`. Read at start.
+    pub url: Option<String>,
+}
+
+/// `[auth]`: the built-in auth server (`/auth/*`, `/.well-known/jwks.json`) and the access
+/// tokens routes with `auth = ["jwt"]` verify. Read at start; changes need a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// `iss` of the tokens, and the origin cookie endpoints trust (`https://auth.example.com`).
+    pub issuer: String,
+    /// `aud` of the tokens.
+    pub audience: Vec<String>,
+    /// Access-token lifetime. Default `15m`.
+    #[serde(default = "d_access_ttl")]
+    pub access_ttl: DurationStr,
+    /// Refresh-token lifetime. Default `7d`.
+    #[serde(default = "d_week")]
+    pub refresh_ttl: DurationStr,
+    /// A session unused this long ends. Default `30m`.
+    #[serde(default = "d_idle")]
+    pub session_idle_timeout: DurationStr,
+    /// A session ends this long after login. Default `7d`.
+    #[serde(default = "d_week")]
+    pub session_absolute_timeout: DurationStr,
+    /// Two tabs refreshing at once within this window get the same successor. Default `10s`.
+    #[serde(default = "d_grace")]
+    pub refresh_reuse_grace: DurationStr,
+    /// Algorithm of new signing keys: `EdDSA` (default), `ES256` or `RS256`.
+    #[serde(default = "d_alg")]
+    pub key_algorithm: String,
+    /// Environment variable holding the key that encrypts signing keys at rest (32 bytes or
+    /// more, raw or base64). When unset, a key file is created in `data_dir` (mode 0600).
+    #[serde(default = "d_key_env")]
+    pub key_encryption_env: String,
+    /// CORS policy of the built-in endpoints.
+    pub cors: Option<String>,
+    /// Rate-limit policies of the built-in endpoints.
+    #[serde(default)]
+    pub rate_limit: Vec<String>,
+    /// Scopes put into access tokens issued at login.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+}
+
+fn d_access_ttl() -> DurationStr {
+    Duration::from_secs(900).into()
+}
+fn d_week() -> DurationStr {
+    Duration::from_secs(7 * 86_400).into()
+}
+fn d_idle() -> DurationStr {
+    Duration::from_secs(1800).into()
+}
+fn d_grace() -> DurationStr {
+    Duration::from_secs(10).into()
+}
+fn d_alg() -> String {
+    "EdDSA".to_owned()
+}
+fn d_key_env() -> String {
+    "RAMPART_KEY".to_owned()
+}
+
 /// `[waf]`: the SecLang engine, running the OWASP Core Rule Set or any rule files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -520,6 +595,12 @@ pub struct Route {
     pub rate_limit: Vec<String>,
     /// WAF settings of this route (needs `[waf]`).
     pub waf: Option<RouteWaf>,
+    /// Credentials accepted (any one suffices): `none` or `jwt`. Required on every route once
+    /// `[auth]` exists, so a route is never public by accident.
+    pub auth: Option<Vec<String>>,
+    /// Scopes a token must carry on this route (all of them); 403 `insufficient_scope`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     /// OpenAPI 3.0/3.1 document (YAML or JSON) the requests of this route are checked
     /// against; relative to the config file.
     pub schema: Option<String>,

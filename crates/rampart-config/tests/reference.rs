@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rampart_config::Bans;
+use rampart_config::Store;
 use rampart_config::*;
 
 /// Tables whose keys are the user's (header names) or documented as a whole.
@@ -84,6 +85,23 @@ fn sample() -> Config {
             duration: DurationStr(Duration::from_secs(1)),
             max_duration: DurationStr(Duration::from_secs(1)),
         }),
+        store: Store {
+            url: Some("sqlite://./data/rampart.db".into()),
+        },
+        auth: Some(Auth {
+            issuer: "https://auth.example.com".into(),
+            audience: vec!["api".into()],
+            access_ttl: DurationStr(Duration::from_secs(1)),
+            refresh_ttl: DurationStr(Duration::from_secs(1)),
+            session_idle_timeout: DurationStr(Duration::from_secs(1)),
+            session_absolute_timeout: DurationStr(Duration::from_secs(1)),
+            refresh_reuse_grace: DurationStr(Duration::from_secs(1)),
+            key_algorithm: "EdDSA".into(),
+            key_encryption_env: "RAMPART_KEY".into(),
+            cors: Some("spa".into()),
+            rate_limit: vec!["per-ip".into()],
+            default_scopes: vec!["items:read".into()],
+        }),
         waf: Some(Waf {
             mode: Mode::Detect,
             rules: vec!["crs/*.conf".into()],
@@ -114,6 +132,8 @@ fn sample() -> Config {
                 mode: Some(Mode::Enforce),
                 paranoia_level: Some(2),
             }),
+            auth: Some(vec!["jwt".into()]),
+            scopes: vec!["items:read".into()],
             schema: Some("openapi.yaml".into()),
             validation: Some(RouteValidation {
                 mode: Mode::Enforce,

@@ -73,6 +73,33 @@ impl HostMatch {
 }
 
 impl RouteEntry {
+    /// A route for an endpoint the gateway answers itself (`/auth/*`): no upstream, the
+    /// given CORS policy and body cap.
+    pub fn builtin(
+        name: &str,
+        index: usize,
+        path_prefix: &str,
+        cors: Option<Arc<CorsPolicy>>,
+        max_body_bytes: u64,
+    ) -> RouteEntry {
+        RouteEntry {
+            name: Arc::from(name),
+            index,
+            host: HostMatch::Any,
+            path_prefix: path_prefix.to_owned(),
+            methods: None,
+            upstreams: UpstreamPool::new(&[], &rampart_config::PassiveHealth::default()),
+            strip_prefix: false,
+            timeout: std::time::Duration::from_secs(30),
+            max_body_bytes,
+            cors,
+            allow_from: None,
+            request_headers: HeaderEdits::default(),
+            response_headers: HeaderEdits::default(),
+            security_headers: None,
+        }
+    }
+
     fn path_matches(&self, path: &str) -> bool {
         let p = self.path_prefix.as_str();
         if p.ends_with('/') {

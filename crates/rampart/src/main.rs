@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod auth;
 mod demo;
 mod events;
 mod pipeline;
@@ -56,10 +57,63 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Users of the auth server.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Signing keys of the auth server.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// WAF tools.
     Waf {
         #[command(subcommand)]
         command: WafCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (never from the command line).
+    Add {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// User name.
+        name: String,
+    },
+    /// List users.
+    List {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+    },
+    /// Disable a user and revoke every one of its sessions.
+    Disable {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// User name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List signing keys.
+    List {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+    },
+    /// Make a new signing key: published in the JWKS at once, signing after a short delay;
+    /// old keys keep verifying until their tokens have expired.
+    Rotate {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -98,6 +152,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::User { command } => finish(admin_command(Admin::User(command))),
+        Command::Keys { command } => finish(admin_command(Admin::Keys(command))),
         Command::Waf {
             command: WafCommand::Check { rules },
         } => {
@@ -125,6 +181,81 @@ fn main() -> ExitCode {
             finish(run_demo(demo::DemoOptions { bind, admin }))
         }
     }
+}
+
+enum Admin {
+    User(UserCommand),
+    Keys(KeysCommand),
+}
+
+/// Commands that change the store: they open it as the gateway does, so running nodes see
+/// the change (revocations are published through the shared store when one is configured).
+fn admin_command(cmd: Admin) -> Result<(), String> {
+    let config_path = match &cmd {
+        Admin::User(
+            UserCommand::Add { config, .. }
+            | UserCommand::List { config }
+            | UserCommand::Disable { config, .. },
+        ) => config,
+        Admin::Keys(KeysCommand::List { config } | KeysCommand::Rotate { config }) => config,
+    };
+    let config = rampart_config::load(config_path).map_err(|e| e.to_string())?;
+    runtime()?.block_on(async move {
+        let server = auth::AuthServer::open(&config)
+            .await?
+            .ok_or("the config has no [auth] section")?;
+        if config.shared.url.starts_with("redis://") {
+            // Publish revocations to running nodes.
+            if let Ok(r) = rampart_auth::redis_sync::RedisRevocations::new(&config.shared.url) {
+                server.svc.set_revocation_sink(std::sync::Arc::new(r));
+            }
+        }
+        let svc = &server.svc;
+        match cmd {
+            Admin::User(UserCommand::Add { name, .. }) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_line(&mut password)
+                    .map_err(|e| format!("reading the password: {e}"))?;
+                let password = password.trim_end_matches(['\r', '\n']);
+                let user = svc
+                    .add_user(&name, password)
+                    .await
+                    .map_err(|e| format!("user add: {e}"))?;
+                println!("added user {} ({})", user.username, user.id);
+            }
+            Admin::User(UserCommand::List { .. }) => {
+                for u in svc.list_users().await.map_err(|e| e.to_string())? {
+                    println!(
+                        "{}\t{}\t{}",
+                        u.username,
+                        u.id,
+                        if u.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+            Admin::User(UserCommand::Disable { name, .. }) => {
+                let sids = svc
+                    .disable_user(&name)
+                    .await
+                    .map_err(|e| format!("user disable: {e}"))?;
+                println!("disabled {name}; revoked {} session(s)", sids.len());
+            }
+            Admin::Keys(KeysCommand::List { .. }) => {
+                for k in svc.list_keys() {
+                    println!("{k:?}");
+                }
+            }
+            Admin::Keys(KeysCommand::Rotate { .. }) => {
+                let k = svc
+                    .rotate_keys(None)
+                    .await
+                    .map_err(|e| format!("keys rotate: {e}"))?;
+                println!("new signing key {k:?}");
+            }
+        }
+        Ok(())
+    })
 }
 
 fn finish(result: Result<(), String>) -> ExitCode {

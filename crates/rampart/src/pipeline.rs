@@ -44,7 +44,10 @@ pub enum Phase {
     /// The WAF: phase 1 on the headers, phase 2 on the body (buffered, bounded by the route's
     /// cap, only when a rule reads it).
     Waf,
-    // Authenticate, Authorize and LimitIdentity come here.
+    /// Built-in endpoints answer here; otherwise the route's credentials are verified and
+    /// scopes checked (authorization), and the verified identity is forwarded.
+    Authenticate,
+    // LimitIdentity comes here.
     /// The route's OpenAPI schema: operation, parameters, body.
     Validate,
     /// Forward to the upstream, streaming the body under the route's cap.
@@ -57,6 +60,7 @@ pub const REQUEST_PHASES: &[Phase] = &[
     Phase::Cors, // preflights answered before limits and the WAF spend anything on them
     Phase::LimitAnon, // floods refused before the WAF and the upstream spend anything
     Phase::Waf,  // headers, then the body when a rule needs it
+    Phase::Authenticate, // who is asking, verified; scopes checked
     Phase::Validate, // the route's schema, on what the upstream would receive
     Phase::Proxy, // last: everything before it may refuse
 ];
@@ -83,6 +87,7 @@ pub struct RequestCtx {
     origin: Option<HeaderValue>,
     route: Option<Arc<RouteEntry>>,
     preflight_answered: bool,
+    builtin: bool,
     rate_headers: Option<RateLimitHeaders>,
     req: Option<Request<ProxyBody>>,
     reason: Option<String>,
@@ -124,8 +129,11 @@ impl Handler for Gateway {
             chain,
             route: None,
             preflight_answered: false,
+            builtin: false,
             rate_headers: None,
-            req: Some(req.map(|b| b.map_err(BoxError::from).boxed_unsync())),
+            req: Some(
+                strip_identity_headers(req).map(|b| b.map_err(BoxError::from).boxed_unsync()),
+            ),
             reason: None,
         };
         let answer = self.run_phases(&mut ctx, REQUEST_PHASES).await;
@@ -152,6 +160,20 @@ fn client_request_id<B>(req: &Request<B>, peer_trusted: bool) -> Option<String> 
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| v.to_owned())
+}
+
+/// `X-Rampart-*` headers carry identities the gateway verified; a client never sets them.
+fn strip_identity_headers<B>(mut req: Request<B>) -> Request<B> {
+    let forged: Vec<HeaderName> = req
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-rampart-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        req.headers_mut().remove(name);
+    }
+    req
 }
 
 fn respond(v: Verdict) -> Option<Response<ProxyBody>> {
@@ -341,6 +363,7 @@ impl Gateway {
                 Phase::Cors => self.cors(ctx),
                 Phase::LimitAnon => self.limit_anon(ctx).await,
                 Phase::Waf => return self.waf(ctx, &phases[i + 1..]).await,
+                Phase::Authenticate => self.authenticate(ctx).await,
                 Phase::Validate => self.validate(ctx).await,
                 Phase::Proxy => self.proxy(ctx).await,
             };
@@ -433,6 +456,15 @@ impl Gateway {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(route), true) = (
+            ctx.rt.auth_route.as_ref(),
+            crate::auth::is_builtin_path(&path),
+        ) {
+            ctx.path = path;
+            ctx.route = Some(Arc::clone(route));
+            ctx.builtin = true;
+            return Verdict::Continue;
+        }
         let found = match ctx.rt.routes.find(host.as_deref(), &path, req.method()) {
             RouteMatch::Found(r) => Arc::clone(r),
             RouteMatch::MethodNotAllowed(allow) => {
@@ -720,6 +752,136 @@ impl Gateway {
             return self.refuse(ctx, GatewayError::BodyTooLarge);
         }
         self.refuse(ctx, GatewayError::WafBlocked(status))
+    }
+
+    async fn authenticate(&self, ctx: &mut RequestCtx) -> Verdict {
+        let Some(route) = ctx.route.clone() else {
+            return Verdict::Continue;
+        };
+        if ctx.builtin {
+            return self.builtin_endpoint(ctx).await;
+        }
+        let rt = Arc::clone(&ctx.rt);
+        let Some(required) = rt.route_auth.get(route.index).filter(|a| a.jwt) else {
+            return Verdict::Continue;
+        };
+        let (Some(server), Some(req)) = (self.auth.as_ref(), ctx.req.as_mut()) else {
+            return self.refuse(ctx, GatewayError::Unavailable("authentication"));
+        };
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match server.svc.verifier().authenticate(header, &required.scopes) {
+            rampart_auth::AuthOutcome::Authenticated(token) => {
+                let h = req.headers_mut();
+                for (name, value) in [
+                    ("x-rampart-subject", Some(token.subject.clone())),
+                    ("x-rampart-scopes", Some(token.scopes.join(" "))),
+                    ("x-rampart-session", token.session_id.clone()),
+                ] {
+                    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                        h.insert(HeaderName::from_static(name), v);
+                    }
+                }
+                Verdict::Continue
+            }
+            rampart_auth::AuthOutcome::Denied(e) => {
+                let status = e.status().as_u16();
+                self.security_event(
+                    ctx,
+                    "auth.token.fail",
+                    Mode::Enforce,
+                    status,
+                    &e.to_string(),
+                );
+                if status == 401 {
+                    self.offence(ctx, Offence::AuthFailed);
+                }
+                self.refuse(ctx, GatewayError::Auth(e))
+            }
+        }
+    }
+
+    async fn builtin_endpoint(&self, ctx: &mut RequestCtx) -> Verdict {
+        let Some(server) = self.auth.clone() else {
+            return self.refuse(ctx, GatewayError::NoRoute);
+        };
+        let Some(req) = ctx.req.take() else {
+            return Verdict::Continue;
+        };
+        let (parts, body) = req.into_parts();
+        let body = match read_capped(body, 64 * 1024).await {
+            Ok(b) => b,
+            Err(BodyRead::TooLarge) => return self.refuse(ctx, GatewayError::BodyTooLarge),
+            Err(BodyRead::Failed) => {
+                return self.refuse(
+                    ctx,
+                    GatewayError::BadRequest("The request body could not be read."),
+                );
+            }
+        };
+        let client = ctx.chain.client.to_string();
+        let path = ctx.path.clone();
+        match server
+            .answer(&parts.method, &path, &parts.headers, &body, &client)
+            .await
+        {
+            crate::auth::EndpointAnswer::Response(r) => {
+                if path == "/auth/login" || path == "/auth/refresh" {
+                    self.emit(
+                        Event::new(
+                            "info",
+                            if path == "/auth/login" {
+                                "auth.login"
+                            } else {
+                                "auth.refresh"
+                            },
+                        )
+                        .with("request_id", ctx.request_id.as_str())
+                        .with("client_ip", client)
+                        .with("status", r.status().as_u16()),
+                    );
+                }
+                Verdict::Respond(r)
+            }
+            crate::auth::EndpointAnswer::Refused {
+                error,
+                event,
+                clear_cookie,
+            } => {
+                let status = error.status().as_u16();
+                self.security_event(ctx, event, Mode::Enforce, status, &error.to_string());
+                if status == 401 {
+                    self.offence(ctx, Offence::AuthFailed);
+                }
+                match self.refuse(ctx, GatewayError::Auth(error)) {
+                    Verdict::Respond(mut r) if clear_cookie => {
+                        if let Ok(v) =
+                            HeaderValue::from_str(&rampart_auth::cookie::clear_refresh_cookie())
+                        {
+                            r.headers_mut().append(http::header::SET_COOKIE, v);
+                        }
+                        Verdict::Respond(r)
+                    }
+                    v => v,
+                }
+            }
+            crate::auth::EndpointAnswer::NotFound => self.refuse(ctx, GatewayError::NoRoute),
+            crate::auth::EndpointAnswer::MethodNotAllowed(allow) => {
+                self.refuse(ctx, GatewayError::MethodNotAllowed(allow))
+            }
+            crate::auth::EndpointAnswer::CrossSite => {
+                self.security_event(
+                    ctx,
+                    "auth.csrf",
+                    Mode::Enforce,
+                    403,
+                    "cookie endpoint called from another site",
+                );
+                self.refuse(ctx, GatewayError::CrossSite)
+            }
+        }
     }
 
     async fn validate(&self, ctx: &mut RequestCtx) -> Verdict {

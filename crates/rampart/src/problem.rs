@@ -43,6 +43,13 @@ pub enum GatewayError {
     /// The body's media type is not one the operation accepts. Client → 415.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Credentials missing, invalid, or without a needed scope; or the store behind them is
+    /// down. Client → 401 / 403 (with `WWW-Authenticate`); us → 503.
+    #[error("authentication: {0}")]
+    Auth(rampart_auth::AuthError),
+    /// A cookie endpoint called from a page of another site. Client → 403.
+    #[error("cross-site request to a cookie endpoint")]
+    CrossSite,
     /// The WAF's rules blocked the request. Client → the rule's status, 403 by default.
     #[error("blocked by the WAF")]
     WafBlocked(StatusCode),
@@ -69,6 +76,8 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Invalid(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Auth(e) => e.status(),
+            GatewayError::CrossSite => StatusCode::FORBIDDEN,
             GatewayError::UnknownOperation => StatusCode::NOT_FOUND,
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::WafBlocked(status) => *status,
@@ -89,6 +98,11 @@ impl GatewayError {
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::RateLimited(_) => "rate-limited",
             GatewayError::Invalid(_) => "invalid-request",
+            GatewayError::Auth(e) if e.status() == StatusCode::FORBIDDEN => "insufficient-scope",
+            GatewayError::Auth(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            GatewayError::Auth(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
+            GatewayError::Auth(_) => "auth-refused",
+            GatewayError::CrossSite => "cross-site",
             GatewayError::UnknownOperation => "unknown-operation",
             GatewayError::UnsupportedMediaType => "unsupported-media-type",
             GatewayError::WafBlocked(_) => "waf-blocked",
@@ -127,6 +141,8 @@ impl GatewayError {
             GatewayError::Invalid(_) => {
                 "The request does not match the API's schema; see violations."
             }
+            GatewayError::Auth(e) => e.public_message(),
+            GatewayError::CrossSite => "This endpoint does not accept requests from other sites.",
             GatewayError::UnknownOperation => "The API does not declare this path.",
             GatewayError::UnsupportedMediaType => "The API does not accept this Content-Type here.",
             GatewayError::Unavailable(_) => {
@@ -168,6 +184,13 @@ impl GatewayError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(self, GatewayError::Unavailable(_)) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let GatewayError::Auth(e) = self
+            && let Some(v) = e
+                .www_authenticate()
+                .and_then(|w| HeaderValue::from_str(&w).ok())
+        {
+            h.insert(header::WWW_AUTHENTICATE, v);
         }
         if let GatewayError::MethodNotAllowed(allow) = self {
             let list = allow

@@ -89,6 +89,19 @@ pub struct Runtime {
     pub waf: Option<crate::waf::WafSet>,
     /// Compiled request schemas by route index.
     pub schemas: Vec<Option<RouteSchema>>,
+    /// What each route requires, by route index.
+    pub route_auth: Vec<RouteAuth>,
+    /// The route of the built-in endpoints (index = number of routes), when `[auth]` exists.
+    pub auth_route: Option<Arc<rampart_proxy::RouteEntry>>,
+}
+
+/// A route's credential requirements.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAuth {
+    /// A verified bearer access token is required.
+    pub jwt: bool,
+    /// Scopes the token must carry.
+    pub scopes: Vec<String>,
 }
 
 /// A route's compiled OpenAPI document and how to apply it.
@@ -196,7 +209,34 @@ impl Runtime {
                 ))
             })
             .collect();
-        let route_limits = config
+        let route_auth: Vec<RouteAuth> = config
+            .route
+            .iter()
+            .map(|r| RouteAuth {
+                jwt: r
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.iter().any(|x| x == "jwt")),
+                scopes: r.scopes.clone(),
+            })
+            .collect();
+        let auth_route = config.auth.as_ref().map(|a| {
+            let cors = a.cors.as_ref().and_then(|name| {
+                let policy = config.cors_policy(name)?;
+                Some(Arc::new(rampart_proxy::CorsPolicy::compile(
+                    policy,
+                    config.cors_origins(name),
+                )))
+            });
+            Arc::new(rampart_proxy::RouteEntry::builtin(
+                "rampart-auth",
+                config.route.len(),
+                "/auth/",
+                cors,
+                64 * 1024,
+            ))
+        });
+        let mut route_limits: Vec<Vec<Arc<LimitPolicy>>> = config
             .route
             .iter()
             .map(|r| {
@@ -212,7 +252,17 @@ impl Runtime {
             .map(|r| RouteMetrics::new(&r.name))
             .chain([RouteMetrics::new("")])
             .collect();
+        if let Some(a) = &config.auth {
+            route_limits.push(
+                a.rate_limit
+                    .iter()
+                    .filter_map(|name| policies.get(name.as_str()).cloned())
+                    .collect(),
+            );
+        }
         Ok(Runtime {
+            route_auth,
+            auth_route,
             waf,
             schemas,
             metrics,
@@ -269,13 +319,19 @@ pub struct Gateway {
     pub limiter: Arc<Limiter>,
     /// Behaviour bans (policy from `[bans]` at start).
     pub bans: Arc<Bans>,
+    /// The auth server (from `[auth]` and `[store]` at start).
+    pub auth: Option<Arc<crate::auth::AuthServer>>,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
 
 impl Gateway {
     /// A gateway on its first snapshot. Runs inside Tokio (the Redis clients need it).
-    pub fn new(runtime: Runtime, events: EventSink) -> Result<Gateway, String> {
+    pub fn new(
+        runtime: Runtime,
+        events: EventSink,
+        auth: Option<Arc<crate::auth::AuthServer>>,
+    ) -> Result<Gateway, String> {
         let config = &runtime.config;
         let limiter = Limiter::from_url(&config.shared.url, StoreOptions::default())
             .map_err(|e| format!("shared.url: {e}"))?;
@@ -312,6 +368,7 @@ impl Gateway {
             conns: Arc::new(ConnTracker::default()),
             limiter: Arc::new(limiter),
             bans,
+            auth,
             id_prefix: u64::from_le_bytes(seed),
             id_counter: AtomicU64::new(1),
         })

@@ -65,7 +65,12 @@ pub async fn run(
         .await
         .map_err(|e| format!("admin: cannot bind {}: {e}", config.admin.bind))?;
     let runtime = Runtime::build(config, workers).map_err(|errs| errs.join("\n"))?;
-    let gateway = Arc::new(Gateway::new(runtime, events)?);
+    let auth = crate::auth::AuthServer::open(&runtime.config).await?;
+    if let (Some(a), Some(cfg)) = (&auth, &runtime.config.auth) {
+        a.start_background(&runtime.config.shared.url, cfg.access_ttl.get())
+            .await;
+    }
+    let gateway = Arc::new(Gateway::new(runtime, events, auth)?);
     let sweeper = Arc::clone(&gateway);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

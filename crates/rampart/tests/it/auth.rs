@@ -1,0 +1,301 @@
+//! `[auth]`: users from the CLI, login, refresh rotation and reuse, logout at once, JWT
+//! routes, scopes, JWKS, CSRF defense on cookie endpoints.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+use crate::support::*;
+
+fn config(up: &Upstream) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[auth]
+issuer = "https://auth.example.com"
+audience = ["api"]
+default_scopes = ["items:read"]
+refresh_reuse_grace = "1ms"
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api/" }}
+upstream = "{u}"
+auth = ["jwt"]
+[[route]]
+name = "admin"
+match = {{ path_prefix = "/admin/" }}
+upstream = "{u}"
+auth = ["jwt"]
+scopes = ["admin"]
+[[route]]
+name = "public"
+upstream = "{u}"
+auth = ["none"]
+"#,
+        u = up.url()
+    )
+}
+
+fn add_user(gw: &Gateway, name: &str, password: &str) {
+    let mut child = Command::new(bin())
+        .args(["user", "add", "--config"])
+        .arg(&gw.config)
+        .arg(name)
+        .env("RAMPART_KEY", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn login(gw: &Gateway, user: &str, password: &str) -> Reply {
+    let body = serde_json::json!({ "username": user, "password": password }).to_string();
+    send(
+        &client(),
+        req("POST", &gw.url("/auth/login"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await
+}
+
+fn refresh_cookie(r: &Reply) -> String {
+    let c = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("rampart_refresh="))
+        .expect("a refresh cookie");
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/auth",
+        "Max-Age=",
+    ] {
+        assert!(c.contains(attr), "{attr} missing in {c}");
+    }
+    c.split(';').next().unwrap().to_owned()
+}
+
+fn bearer(url: String, token: &str) -> http::Request<Full<Bytes>> {
+    req("GET", &url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-rampart-subject", "forged")
+        .body(Full::default())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_refresh_rotation_reuse_and_logout() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(&up)).await;
+    add_user(&gw, "alice", "correct horse battery staple");
+
+    let bad = login(&gw, "alice", "wrong").await;
+    let unknown = login(&gw, "mallory", "wrong").await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(
+        unknown.json()["detail"],
+        bad.json()["detail"],
+        "same answer for unknown users"
+    );
+
+    let r = login(&gw, "alice", "correct horse battery staple").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let body = r.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the refresh token is only in the cookie"
+    );
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let cookie1 = refresh_cookie(&r);
+
+    let ok = send(&client(), bearer(gw.url("/api/items"), &access)).await;
+    assert_eq!(ok.status, 200);
+    let seen = up.last();
+    assert_ne!(
+        seen.headers["x-rampart-subject"], "forged",
+        "identity headers come from the token only"
+    );
+    assert_eq!(seen.headers["x-rampart-scopes"], "items:read");
+    assert!(seen.headers.get("x-rampart-session").is_some());
+
+    let r = send(
+        &client(),
+        req("GET", &gw.url("/api/items"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let r = send(&client(), bearer(gw.url("/admin/x"), &access)).await;
+    assert_eq!(r.status, 403, "a missing scope is 403");
+    assert!(
+        r.header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    assert_eq!(
+        send(
+            &client(),
+            req("GET", &gw.url("/open")).body(Full::default()).unwrap()
+        )
+        .await
+        .status,
+        200
+    );
+
+    let c = client();
+    let refresh = |cookie: String| {
+        send(
+            &c,
+            req("POST", &gw.url("/auth/refresh"))
+                .header("cookie", cookie)
+                .body(Full::default())
+                .unwrap(),
+        )
+    };
+    let r = refresh(cookie1.clone()).await;
+    assert_eq!(r.status, 200);
+    let cookie2 = refresh_cookie(&r);
+    assert_ne!(cookie1, cookie2, "refresh tokens rotate");
+    let access2 = r.json()["access_token"].as_str().unwrap().to_owned();
+
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/items"), &access2))
+            .await
+            .status,
+        200
+    );
+
+    // Past the grace window, presenting the rotated token again means it was stolen: the
+    // whole session ends, its access tokens included.
+    // Session times are kept in whole seconds: step past the next one.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let reused = refresh(cookie1).await;
+    assert_eq!(reused.status, 401);
+    gw.event("auth.refresh.reuse", |e| e["event"] == "auth.refresh.reuse")
+        .await;
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/items"), &access2))
+            .await
+            .status,
+        401,
+        "the family is revoked at once"
+    );
+    assert_eq!(refresh(cookie2).await.status, 401);
+
+    // Logout ends the session's access tokens at once.
+    let r = login(&gw, "alice", "correct horse battery staple").await;
+    let access3 = r.json()["access_token"].as_str().unwrap().to_owned();
+    let cookie3 = refresh_cookie(&r);
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/items"), &access3))
+            .await
+            .status,
+        200
+    );
+    let out = send(
+        &client(),
+        req("POST", &gw.url("/auth/logout"))
+            .header("cookie", cookie3.clone())
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/items"), &access3))
+            .await
+            .status,
+        401,
+        "revoked at once"
+    );
+    assert_eq!(refresh(cookie3).await.status, 401);
+}
+
+#[tokio::test]
+async fn forged_tokens_and_cross_site_logins_are_refused() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(&up)).await;
+    add_user(&gw, "bob", "another long passphrase");
+    let b64 = |v: &serde_json::Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"iss":"https://auth.example.com","aud":"api","sub":"admin","exp":now+600,"iat":now,"scope":"admin"});
+    let none = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg":"none","typ":"at+jwt"})),
+        b64(&claims)
+    );
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/x"), &none))
+            .await
+            .status,
+        401,
+        "alg none never passes"
+    );
+    let jwks = get(&gw.url("/.well-known/jwks.json")).await;
+    assert_eq!(jwks.status, 200);
+    let keys = jwks.json()["keys"].as_array().unwrap().clone();
+    assert!(!keys.is_empty() && keys[0]["kid"].is_string());
+
+    let r = login(&gw, "bob", "another long passphrase").await;
+    let access = r.json()["access_token"].as_str().unwrap().to_owned();
+    let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
+    parts[1] = b64(&claims);
+    let tampered = parts.join(".");
+    assert_eq!(
+        send(&client(), bearer(gw.url("/admin/x"), &tampered))
+            .await
+            .status,
+        401,
+        "a changed payload fails the signature"
+    );
+
+    let body =
+        serde_json::json!({"username":"bob","password":"another long passphrase"}).to_string();
+    let cross = send(
+        &client(),
+        req("POST", &gw.url("/auth/login"))
+            .header("origin", "https://evil.example")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(cross.status, 403, "cookie endpoints refuse other sites");
+    gw.event("auth.login.fail", |e| {
+        e["event"] == "auth.login.fail" || e["event"] == "auth.csrf"
+    })
+    .await;
+}
