@@ -35,6 +35,8 @@ code{background:#eef1f5;padding:.1rem .3rem;border-radius:4px}li{margin:.4rem 0}
 hop-by-hop headers removed, the request id.</li>
 <li><a href="/admin/">/admin/</a>: refused with 403, since the route only allows 10.0.0.0/8.</li>
 <li><a href="/nowhere/../admin/">/nowhere/../admin/</a>: normalized before routing, so refused too.</li>
+<li><a href="/api/hello?id=1%27%20OR%20%271%27%3D%271">/api/hello?id=1' OR '1'='1</a>: a SQL
+injection, blocked by the WAF with 403.</li>
 <li><a href="/missing">/missing</a> on a host without a route would be 404; errors are
 <code>application/problem+json</code>.</li>
 </ul>
@@ -147,6 +149,10 @@ bind = "{bind}"
 [events]
 sink = "stdout"
 
+# The built-in WAF rules (SQL injection, XSS, path traversal), blocking.
+[waf]
+mode = "enforce"
+
 [[cors]]
 name = "demo-spa"
 allow_origins = ["http://localhost:5173"]
@@ -190,6 +196,7 @@ mod tests {
         let c = rampart_config::load_str(&text, std::path::Path::new("/tmp/demo/rampart.toml"))
             .unwrap();
         assert_eq!(c.route.len(), 3);
+        assert!(c.waf.is_some(), "the demo blocks the classic attacks");
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 }

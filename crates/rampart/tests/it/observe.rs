@@ -137,6 +137,11 @@ async fn demo_runs_with_one_command() {
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     let admin = get(&format!("{}admin/", url)).await;
     assert_eq!(admin.status, 403);
+    let attack = get(&format!("{}api/hello?id=1%27%20OR%20%271%27%3D%271", url)).await;
+    assert_eq!(
+        attack.status, 403,
+        "the demo blocks a SQL injection out of the box"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
