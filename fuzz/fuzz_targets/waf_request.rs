@@ -1,0 +1,50 @@
+#![no_main]
+//! A request through a rule set that reads every body processor's output: the content type
+//! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
+use std::sync::OnceLock;
+
+use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
+
+const RULES: &str = r#"
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@rx json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx xml" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule ARGS|ARGS_NAMES|FILES|FILES_NAMES|XML:/*|REQUEST_COOKIES|REQBODY_ERROR|MULTIPART_STRICT_ERROR "@rx a" "id:3,phase:2,pass,log,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:jsDecode,t:cssDecode,t:cmdLine,t:normalizePath,t:base64Decode,t:utf8toUnicode"
+SecRule ARGS "@detectSQLi" "id:4,phase:2,pass,log"
+SecRule ARGS "@detectXSS" "id:5,phase:2,pass,log"
+"#;
+
+fn engine() -> &'static WafEngine {
+    static E: OnceLock<WafEngine> = OnceLock::new();
+    E.get_or_init(|| {
+        let opts = EngineOptions { mode_override: Some(RuleEngineMode::DetectionOnly), ..EngineOptions::default() };
+        WafEngine::from_str(RULES, "fuzz", &opts).expect("the fuzz rules compile")
+    })
+}
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let content_type: &[u8] = match selector % 4 {
+        0 => b"application/x-www-form-urlencoded",
+        1 => b"multipart/form-data; boundary=XyZ",
+        2 => b"application/json",
+        _ => b"text/xml",
+    };
+    let split = rest.len() / 4;
+    let (head, body) = rest.split_at(split);
+    let uri = String::from_utf8_lossy(head);
+    let headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"fuzz"), (b"content-type", content_type), (b"cookie", head)];
+    let mut tx = engine().transaction(ConnInfo {
+        client_ip: "192.0.2.1".into(),
+        client_port: 1,
+        server_ip: "127.0.0.1".into(),
+        server_port: 80,
+        request_id: "fuzz".into(),
+    });
+    let _ = tx.process_request_headers("POST", &format!("/{uri}"), "HTTP/1.1", &headers);
+    let _ = tx.append_request_body(body);
+    let _ = tx.process_request_body();
+    tx.process_logging();
+    let _ = tx.audit_record();
+});
