@@ -676,12 +676,12 @@ fn validate_shared_and_limits(config: &Config, errors: &mut Vec<ConfigError>) {
                     &format!("{name:?} is not a header name"),
                 ));
             }
-        } else if IDENTITY_KEYS.contains(&key) {
+        } else if key == "api_key" {
             errors.push(err(
                 &format!("{path}.key"),
-                &format!("key {key:?} counts a verified identity, and routes cannot require authentication yet; use \"ip\", \"route\" or \"header:NAME\""),
+                "key \"api_key\" needs API-key routes, which are not available yet; use \"user\" or \"client\"",
             ));
-        } else if !ANON_KEYS.contains(&key) {
+        } else if !ANON_KEYS.contains(&key) && !IDENTITY_KEYS.contains(&key) {
             errors.push(err(
                 &format!("{path}.key"),
                 &format!("unknown key {key:?}; use \"ip\", \"route\" or \"header:NAME\""),
@@ -913,7 +913,20 @@ fn validate_routes(
                 "must be between 1 and 127",
             ));
         }
+        let jwt_route = r
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|x| x == "jwt"));
         for (j, name) in r.rate_limit.iter().enumerate() {
+            if let Some(p) = config.rate_limit.iter().find(|p| &p.name == name)
+                && IDENTITY_KEYS.contains(&p.key.as_str())
+                && !jwt_route
+            {
+                errors.push(err(
+                    &format!("{path}.rate_limit[{j}]"),
+                    &format!("policy {name:?} counts a verified identity; the route needs `auth = [\"jwt\"]`"),
+                ));
+            }
             if !config.rate_limit.iter().any(|p| &p.name == name) {
                 errors.push(err(
                     &format!("{path}.rate_limit[{j}]"),

@@ -47,7 +47,8 @@ pub enum Phase {
     /// Built-in endpoints answer here; otherwise the route's credentials are verified and
     /// scopes checked (authorization), and the verified identity is forwarded.
     Authenticate,
-    // LimitIdentity comes here.
+    /// Rate limits keyed on the verified identity (user, client).
+    LimitIdentity,
     /// The route's OpenAPI schema: operation, parameters, body.
     Validate,
     /// Forward to the upstream, streaming the body under the route's cap.
@@ -61,6 +62,7 @@ pub const REQUEST_PHASES: &[Phase] = &[
     Phase::LimitAnon, // floods refused before the WAF and the upstream spend anything
     Phase::Waf,  // headers, then the body when a rule needs it
     Phase::Authenticate, // who is asking, verified; scopes checked
+    Phase::LimitIdentity, // per-user budgets, now that the user is known
     Phase::Validate, // the route's schema, on what the upstream would receive
     Phase::Proxy, // last: everything before it may refuse
 ];
@@ -88,6 +90,7 @@ pub struct RequestCtx {
     route: Option<Arc<RouteEntry>>,
     preflight_answered: bool,
     builtin: bool,
+    identity: Option<Arc<rampart_auth::VerifiedToken>>,
     rate_headers: Option<RateLimitHeaders>,
     req: Option<Request<ProxyBody>>,
     reason: Option<String>,
@@ -130,6 +133,7 @@ impl Handler for Gateway {
             route: None,
             preflight_answered: false,
             builtin: false,
+            identity: None,
             rate_headers: None,
             req: Some(
                 strip_identity_headers(req).map(|b| b.map_err(BoxError::from).boxed_unsync()),
@@ -364,6 +368,7 @@ impl Gateway {
                 Phase::LimitAnon => self.limit_anon(ctx).await,
                 Phase::Waf => return self.waf(ctx, &phases[i + 1..]).await,
                 Phase::Authenticate => self.authenticate(ctx).await,
+                Phase::LimitIdentity => self.limit_identity(ctx).await,
                 Phase::Validate => self.validate(ctx).await,
                 Phase::Proxy => self.proxy(ctx).await,
             };
@@ -529,13 +534,31 @@ impl Gateway {
     }
 
     async fn limit_anon(&self, ctx: &mut RequestCtx) -> Verdict {
+        self.limit(ctx, false).await
+    }
+
+    async fn limit_identity(&self, ctx: &mut RequestCtx) -> Verdict {
+        self.limit(ctx, true).await
+    }
+
+    /// Rate limits of the route whose keys are (`identity`) or are not verified identities.
+    async fn limit(&self, ctx: &mut RequestCtx, identity: bool) -> Verdict {
         let Some(route) = ctx.route.clone() else {
             return Verdict::Continue;
         };
         let rt = Arc::clone(&ctx.rt);
-        let Some(all) = rt.route_limits.get(route.index).filter(|l| !l.is_empty()) else {
+        let Some(route_limits) = rt.route_limits.get(route.index) else {
             return Verdict::Continue;
         };
+        let who = ctx.identity.clone();
+        let all: Vec<&Arc<crate::runtime::LimitPolicy>> = route_limits
+            .iter()
+            .filter(|l| l.policy.key().is_identity() == identity)
+            .filter(|_| !identity || who.is_some())
+            .collect();
+        if all.is_empty() {
+            return Verdict::Continue;
+        }
         let client = ctx.chain.client.0;
         // Keys are worked out once, before any await: the request is not Sync.
         let keys_all: Vec<LimitKey> = {
@@ -553,13 +576,24 @@ impl Gateway {
                             None => LimitKey::with_kind(p, &KeyKind::Ip, &client.to_string()),
                         }
                     }
+                    KeyKind::User => {
+                        LimitKey::new(p, who.as_ref().map_or("", |t| t.subject.as_str()))
+                    }
+                    KeyKind::Client => LimitKey::new(
+                        p,
+                        who.as_ref()
+                            .map_or("", |t| t.client_id.as_deref().unwrap_or(t.subject.as_str())),
+                    ),
                     _ => LimitKey::ip(p, client),
                 }
             };
             all.iter().map(|l| key_for(&l.policy)).collect()
         };
-        let mut active: Vec<(&crate::runtime::LimitPolicy, &LimitKey)> =
-            all.iter().map(Arc::as_ref).zip(keys_all.iter()).collect();
+        let mut active: Vec<(&crate::runtime::LimitPolicy, &LimitKey)> = all
+            .iter()
+            .map(|l| l.as_ref())
+            .zip(keys_all.iter())
+            .collect();
         loop {
             let checks: Vec<(&Policy, &LimitKey)> =
                 active.iter().map(|(l, k)| (&l.policy, *k)).collect();
@@ -569,7 +603,19 @@ impl Gateway {
             match verdict {
                 RateVerdict::Allowed(_) => {
                     if !active.is_empty() {
-                        ctx.rate_headers = Some(headers);
+                        ctx.rate_headers = Some(match ctx.rate_headers.take() {
+                            // Structured-field lists: the two phases' policies side by side.
+                            Some(before) => RateLimitHeaders {
+                                rate_limit: [before.rate_limit, headers.rate_limit].join(", "),
+                                rate_limit_policy: [
+                                    before.rate_limit_policy,
+                                    headers.rate_limit_policy,
+                                ]
+                                .join(", "),
+                                retry_after: None,
+                            },
+                            None => headers,
+                        });
                     }
                     return Verdict::Continue;
                 }
@@ -784,6 +830,7 @@ impl Gateway {
                         h.insert(HeaderName::from_static(name), v);
                     }
                 }
+                ctx.identity = Some(token);
                 Verdict::Continue
             }
             rampart_auth::AuthOutcome::Denied(e) => {

@@ -25,6 +25,17 @@ name = "api"
 match = {{ path_prefix = "/api/" }}
 upstream = "{u}"
 auth = ["jwt"]
+[[rate_limit]]
+name = "per-user"
+key = "user"
+rate = "1/h"
+burst = 3
+[[route]]
+name = "limited"
+match = {{ path_prefix = "/limited/" }}
+upstream = "{u}"
+auth = ["jwt"]
+rate_limit = ["per-user"]
 [[route]]
 name = "admin"
 match = {{ path_prefix = "/admin/" }}
@@ -298,4 +309,38 @@ async fn forged_tokens_and_cross_site_logins_are_refused() {
         e["event"] == "auth.login.fail" || e["event"] == "auth.csrf"
     })
     .await;
+}
+
+#[tokio::test]
+async fn per_user_limits_count_the_verified_user() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(&up)).await;
+    add_user(&gw, "carol", "a third long passphrase");
+    add_user(&gw, "dave", "a fourth long passphrase");
+    let carol = login(&gw, "carol", "a third long passphrase").await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dave = login(&gw, "dave", "a fourth long passphrase").await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        let r = send(&client(), bearer(gw.url("/limited/x"), &carol)).await;
+        assert_eq!(r.status, 200);
+        assert!(r.header("ratelimit-policy").unwrap().contains("per-user"));
+    }
+    assert_eq!(
+        send(&client(), bearer(gw.url("/limited/x"), &carol))
+            .await
+            .status,
+        429
+    );
+    assert_eq!(
+        send(&client(), bearer(gw.url("/limited/x"), &dave))
+            .await
+            .status,
+        200,
+        "another user has its own budget"
+    );
 }
