@@ -676,11 +676,6 @@ fn validate_shared_and_limits(config: &Config, errors: &mut Vec<ConfigError>) {
                     &format!("{name:?} is not a header name"),
                 ));
             }
-        } else if key == "api_key" {
-            errors.push(err(
-                &format!("{path}.key"),
-                "key \"api_key\" needs API-key routes, which are not available yet; use \"user\" or \"client\"",
-            ));
         } else if !ANON_KEYS.contains(&key) && !IDENTITY_KEYS.contains(&key) {
             errors.push(err(
                 &format!("{path}.key"),
@@ -889,11 +884,13 @@ fn validate_routes(
                         "none" => {}
                         "jwt" if auth.is_none() => errors.push(err(&format!("{path}.auth[{j}]"), "`jwt` needs an [auth] section (issuer, audience)")),
                         "jwt" => {}
-                        "session" | "mtls" | "api_key" => errors.push(err(&format!("{path}.auth[{j}]"), &format!("`{a}` is not available yet; use `jwt` or `none`"))),
+                        "api_key" if auth.is_none() => errors.push(err(&format!("{path}.auth[{j}]"), "`api_key` needs an [auth] section (keys live in its store)")),
+                        "api_key" => {}
+                        "session" | "mtls" => errors.push(err(&format!("{path}.auth[{j}]"), &format!("`{a}` is not available yet; use `jwt` or `none`"))),
                         other => errors.push(err(&format!("{path}.auth[{j}]"), &format!("unknown scheme {other:?}; use `jwt` or `none`"))),
                     }
                 }
-                if !r.scopes.is_empty() && !list.iter().any(|a| a == "jwt") {
+                if !r.scopes.is_empty() && !list.iter().any(|a| a == "jwt" || a == "api_key") {
                     errors.push(err(&format!("{path}.scopes"), "scopes need `auth = [\"jwt\"]`"));
                 }
             }
@@ -916,7 +913,7 @@ fn validate_routes(
         let jwt_route = r
             .auth
             .as_ref()
-            .is_some_and(|a| a.iter().any(|x| x == "jwt"));
+            .is_some_and(|a| a.iter().any(|x| x == "jwt" || x == "api_key"));
         for (j, name) in r.rate_limit.iter().enumerate() {
             if let Some(p) = config.rate_limit.iter().find(|p| &p.name == name)
                 && IDENTITY_KEYS.contains(&p.key.as_str())

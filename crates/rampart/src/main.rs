@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// API keys (shown once at creation, stored hashed).
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Signing keys of the auth server.
     Keys {
         #[command(subcommand)]
@@ -97,6 +102,41 @@ enum UserCommand {
         config: PathBuf,
         /// User name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApikeyCommand {
+    /// Create a key and print it once.
+    Create {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// A label for the key.
+        name: String,
+        /// A scope the key grants (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Who the key belongs to (forwarded as the subject).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Lifetime, like "90d".
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List keys (prefixes, never secrets).
+    List {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+    },
+    /// Revoke a key by id or prefix; effective at once on every node.
+    Revoke {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// Key id or prefix.
+        key: String,
     },
 }
 
@@ -154,6 +194,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => check_config(&file),
         Command::User { command } => finish(admin_command(Admin::User(command))),
         Command::Keys { command } => finish(admin_command(Admin::Keys(command))),
+        Command::Apikey { command } => finish(admin_command(Admin::Apikey(command))),
         Command::Waf {
             command: WafCommand::Check { rules },
         } => {
@@ -186,6 +227,7 @@ fn main() -> ExitCode {
 enum Admin {
     User(UserCommand),
     Keys(KeysCommand),
+    Apikey(ApikeyCommand),
 }
 
 /// Commands that change the store: they open it as the gateway does, so running nodes see
@@ -198,6 +240,11 @@ fn admin_command(cmd: Admin) -> Result<(), String> {
             | UserCommand::Disable { config, .. },
         ) => config,
         Admin::Keys(KeysCommand::List { config } | KeysCommand::Rotate { config }) => config,
+        Admin::Apikey(
+            ApikeyCommand::Create { config, .. }
+            | ApikeyCommand::List { config }
+            | ApikeyCommand::Revoke { config, .. },
+        ) => config,
     };
     let config = rampart_config::load(config_path).map_err(|e| e.to_string())?;
     runtime()?.block_on(async move {
@@ -240,6 +287,45 @@ fn admin_command(cmd: Admin) -> Result<(), String> {
                     .await
                     .map_err(|e| format!("user disable: {e}"))?;
                 println!("disabled {name}; revoked {} session(s)", sids.len());
+            }
+            Admin::Apikey(ApikeyCommand::Create {
+                name,
+                scopes,
+                owner,
+                expires,
+                ..
+            }) => {
+                let expires_at = match expires {
+                    Some(d) => {
+                        let d: rampart_config::DurationStr =
+                            d.parse().map_err(|e| format!("--expires: {e}"))?;
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default();
+                        Some((now + d.get()).as_secs() as i64)
+                    }
+                    None => None,
+                };
+                let created = svc
+                    .create_api_key(&name, owner.as_deref(), &scopes, expires_at)
+                    .await
+                    .map_err(|e| format!("apikey create: {e}"))?;
+                eprintln!(
+                    "API key {} created; it is shown once:",
+                    created.record.prefix
+                );
+                println!("{}", created.key);
+            }
+            Admin::Apikey(ApikeyCommand::List { .. }) => {
+                for k in svc.list_api_keys().await.map_err(|e| e.to_string())? {
+                    println!("{}\t{}\t{}\t{}", k.prefix, k.id, k.name, k.scopes.join(" "));
+                }
+            }
+            Admin::Apikey(ApikeyCommand::Revoke { key, .. }) => {
+                svc.revoke_api_key(&key)
+                    .await
+                    .map_err(|e| format!("apikey revoke: {e}"))?;
+                println!("revoked {key}");
             }
             Admin::Keys(KeysCommand::List { .. }) => {
                 for k in svc.list_keys() {

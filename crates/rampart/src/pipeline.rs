@@ -75,6 +75,16 @@ pub enum Verdict {
     Respond(Response<ProxyBody>),
 }
 
+/// Who a request comes from, once verified.
+#[derive(Debug, Clone)]
+struct Principal {
+    subject: String,
+    scopes: Vec<String>,
+    session: Option<String>,
+    client: Option<String>,
+    api_key: Option<String>,
+}
+
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
     started: Instant,
@@ -90,7 +100,7 @@ pub struct RequestCtx {
     route: Option<Arc<RouteEntry>>,
     preflight_answered: bool,
     builtin: bool,
-    identity: Option<Arc<rampart_auth::VerifiedToken>>,
+    principal: Option<Principal>,
     rate_headers: Option<RateLimitHeaders>,
     req: Option<Request<ProxyBody>>,
     reason: Option<String>,
@@ -133,7 +143,7 @@ impl Handler for Gateway {
             route: None,
             preflight_answered: false,
             builtin: false,
-            identity: None,
+            principal: None,
             rate_headers: None,
             req: Some(
                 strip_identity_headers(req).map(|b| b.map_err(BoxError::from).boxed_unsync()),
@@ -550,7 +560,7 @@ impl Gateway {
         let Some(route_limits) = rt.route_limits.get(route.index) else {
             return Verdict::Continue;
         };
-        let who = ctx.identity.clone();
+        let who = ctx.principal.clone();
         let all: Vec<&Arc<crate::runtime::LimitPolicy>> = route_limits
             .iter()
             .filter(|l| l.policy.key().is_identity() == identity)
@@ -577,12 +587,18 @@ impl Gateway {
                         }
                     }
                     KeyKind::User => {
-                        LimitKey::new(p, who.as_ref().map_or("", |t| t.subject.as_str()))
+                        LimitKey::new(p, who.as_ref().map_or("", |w| w.subject.as_str()))
                     }
                     KeyKind::Client => LimitKey::new(
                         p,
                         who.as_ref()
-                            .map_or("", |t| t.client_id.as_deref().unwrap_or(t.subject.as_str())),
+                            .map_or("", |w| w.client.as_deref().unwrap_or(w.subject.as_str())),
+                    ),
+                    KeyKind::ApiKey => LimitKey::new(
+                        p,
+                        who.as_ref()
+                            .and_then(|w| w.api_key.as_deref())
+                            .unwrap_or(""),
                     ),
                     _ => LimitKey::ip(p, client),
                 }
@@ -808,32 +824,112 @@ impl Gateway {
             return self.builtin_endpoint(ctx).await;
         }
         let rt = Arc::clone(&ctx.rt);
-        let Some(required) = rt.route_auth.get(route.index).filter(|a| a.jwt) else {
+        let Some(required) = rt
+            .route_auth
+            .get(route.index)
+            .filter(|a| a.jwt || a.api_key)
+        else {
             return Verdict::Continue;
         };
-        let (Some(server), Some(req)) = (self.auth.as_ref(), ctx.req.as_mut()) else {
+        let Some(server) = self.auth.clone() else {
             return self.refuse(ctx, GatewayError::Unavailable("authentication"));
         };
-        let header = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match server.svc.verifier().authenticate(header, &required.scopes) {
-            rampart_auth::AuthOutcome::Authenticated(token) => {
-                let h = req.headers_mut();
-                for (name, value) in [
-                    ("x-rampart-subject", Some(token.subject.clone())),
-                    ("x-rampart-scopes", Some(token.scopes.join(" "))),
-                    ("x-rampart-session", token.session_id.clone()),
-                ] {
-                    if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                        h.insert(HeaderName::from_static(name), v);
+        // Owned copies: the request is not Sync and must not be held across the store lookup.
+        let (authorization, x_api_key) = {
+            let Some(req) = ctx.req.as_ref() else {
+                return Verdict::Continue;
+            };
+            let text = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            (text("authorization"), text("x-api-key"))
+        };
+        let scheme_value = |scheme: &str| {
+            authorization
+                .as_deref()
+                .and_then(|a| a.split_once(' '))
+                .filter(|(s, _)| s.eq_ignore_ascii_case(scheme))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let api_key: Option<String> = if required.api_key {
+            scheme_value("apikey").or(x_api_key)
+        } else {
+            None
+        };
+        let outcome: Result<Principal, rampart_auth::AuthError> =
+            if required.jwt && (scheme_value("bearer").is_some() || api_key.is_none()) {
+                match server
+                    .svc
+                    .verifier()
+                    .authenticate(authorization.as_deref(), &required.scopes)
+                {
+                    rampart_auth::AuthOutcome::Authenticated(t) => Ok(Principal {
+                        subject: t.subject.clone(),
+                        scopes: t.scopes.clone(),
+                        session: t.session_id.clone(),
+                        client: t.client_id.clone(),
+                        api_key: None,
+                    }),
+                    rampart_auth::AuthOutcome::Denied(e) => Err(e),
+                }
+            } else if let Some(key) = api_key {
+                match server.svc.verify_api_key(&key).await {
+                    Ok(id) => {
+                        let missing: Vec<String> = required
+                            .scopes
+                            .iter()
+                            .filter(|s| !id.scopes.contains(s))
+                            .cloned()
+                            .collect();
+                        if missing.is_empty() {
+                            Ok(Principal {
+                                subject: id
+                                    .owner
+                                    .clone()
+                                    .unwrap_or_else(|| format!("apikey:{}", id.prefix)),
+                                scopes: id.scopes.clone(),
+                                session: None,
+                                client: None,
+                                api_key: Some(id.prefix.clone()),
+                            })
+                        } else {
+                            Err(rampart_auth::AuthError::InsufficientScope { required: missing })
+                        }
+                    }
+                    Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Err(e),
+                    Err(_) => Err(rampart_auth::AuthError::InvalidCredentials),
+                }
+            } else {
+                Err(rampart_auth::AuthError::MissingCredentials)
+            };
+        match outcome {
+            Ok(who) => {
+                if let Some(req) = ctx.req.as_mut() {
+                    let h = req.headers_mut();
+                    if who.api_key.is_some() {
+                        // The key is a credential for the gateway, not for the upstream.
+                        h.remove("x-api-key");
+                        if scheme_value("apikey").is_some() {
+                            h.remove(http::header::AUTHORIZATION);
+                        }
+                    }
+                    for (name, value) in [
+                        ("x-rampart-subject", Some(who.subject.clone())),
+                        ("x-rampart-scopes", Some(who.scopes.join(" "))),
+                        ("x-rampart-session", who.session.clone()),
+                    ] {
+                        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                            h.insert(HeaderName::from_static(name), v);
+                        }
                     }
                 }
-                ctx.identity = Some(token);
+                ctx.principal = Some(who);
                 Verdict::Continue
             }
-            rampart_auth::AuthOutcome::Denied(e) => {
+            Err(e) => {
                 let status = e.status().as_u16();
                 self.security_event(
                     ctx,
@@ -845,7 +941,29 @@ impl Gateway {
                 if status == 401 {
                     self.offence(ctx, Offence::AuthFailed);
                 }
-                self.refuse(ctx, GatewayError::Auth(e))
+                let jwt = required.jwt;
+                let with_key = required.api_key;
+                match self.refuse(ctx, GatewayError::Auth(e)) {
+                    // A 401 names every scheme the route accepts.
+                    Verdict::Respond(mut r) if status == 401 && with_key => {
+                        let bearer = r
+                            .headers()
+                            .get(http::header::WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("Bearer")
+                            .to_owned();
+                        let value = if jwt {
+                            format!("{bearer}, ApiKey")
+                        } else {
+                            "ApiKey".to_owned()
+                        };
+                        if let Ok(v) = HeaderValue::from_str(&value) {
+                            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+                        }
+                        Verdict::Respond(r)
+                    }
+                    v => v,
+                }
             }
         }
     }

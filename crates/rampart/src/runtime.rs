@@ -98,8 +98,10 @@ pub struct Runtime {
 /// A route's credential requirements.
 #[derive(Debug, Clone, Default)]
 pub struct RouteAuth {
-    /// A verified bearer access token is required.
+    /// A verified bearer access token is accepted.
     pub jwt: bool,
+    /// An API key is accepted (`Authorization: ApiKey ...` or `X-Api-Key`).
+    pub api_key: bool,
     /// Scopes the token must carry.
     pub scopes: Vec<String>,
 }
@@ -217,6 +219,10 @@ impl Runtime {
                     .auth
                     .as_ref()
                     .is_some_and(|a| a.iter().any(|x| x == "jwt")),
+                api_key: r
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.iter().any(|x| x == "api_key")),
                 scopes: r.scopes.clone(),
             })
             .collect();

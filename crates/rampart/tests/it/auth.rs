@@ -344,3 +344,101 @@ async fn per_user_limits_count_the_verified_user() {
         "another user has its own budget"
     );
 }
+
+fn apikey(gw: &Gateway, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("apikey")
+        .args(args)
+        .arg("--config")
+        .arg(&gw.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn api_keys_from_the_cli_work_until_revoked() {
+    let up = Upstream::start("a").await;
+    let body = config(&up).replace(
+        "[[route]]\nname = \"admin\"",
+        "[[route]]\nname = \"machines\"\nmatch = { path_prefix = \"/machines/\" }\nupstream = \"UP\"\nauth = [\"jwt\", \"api_key\"]\nscopes = [\"reports:read\"]\n[[route]]\nname = \"admin\"",
+    )
+    .replace("UP", &up.url());
+    let gw = Gateway::start(&body).await;
+    let key = apikey(
+        &gw,
+        &[
+            "create",
+            "nightly-job",
+            "--scope",
+            "reports:read",
+            "--owner",
+            "reporting",
+        ],
+    );
+    assert!(key.starts_with("rk_"), "{key}");
+    let weak = apikey(&gw, &["create", "other-job", "--scope", "other"]);
+    let listed = apikey(&gw, &["list"]);
+    assert!(
+        listed.contains("nightly-job") && !listed.contains(&key),
+        "lists never show secrets"
+    );
+
+    let with_header = |k: &str| {
+        req("GET", &gw.url("/machines/report"))
+            .header("x-api-key", k)
+            .body(Full::default())
+            .unwrap()
+    };
+    let r = send(&client(), with_header(&key)).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert_eq!(seen.headers["x-rampart-subject"], "reporting");
+    assert!(
+        seen.headers.get("x-api-key").is_none(),
+        "the key is not passed on"
+    );
+    let r = send(
+        &client(),
+        req("GET", &gw.url("/machines/report"))
+            .header("authorization", format!("ApiKey {key}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        send(&client(), with_header(&weak)).await.status,
+        403,
+        "scopes apply to keys too"
+    );
+    let r = send(
+        &client(),
+        req("GET", &gw.url("/machines/report"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate").unwrap().contains("ApiKey"),
+        "every accepted scheme is named"
+    );
+    assert_eq!(
+        send(&client(), with_header("rk_0000_forged")).await.status,
+        401
+    );
+
+    let prefix = key.split('_').nth(1).unwrap().to_owned();
+    apikey(&gw, &["revoke", &prefix]);
+    assert_eq!(
+        send(&client(), with_header(&key)).await.status,
+        401,
+        "revoked at once"
+    );
+}
