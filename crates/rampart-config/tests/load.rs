@@ -175,7 +175,7 @@ upstream = []
 #[test]
 fn rate_limit_policies_are_checked() {
     let text = format!(
-        "{MINIMAL}rate_limit = [\"per-ip\", \"nope\"]\n[[rate_limit]]\nname = \"per-ip\"\nkey = \"ip\"\nrate = \"10/x\"\nburst = 0\n[[rate_limit]]\nname = \"who\"\nkey = \"api_key\"\nrate = \"1/s\"\nburst = 1\n[shared]\nurl = \"mysql://x\"\n"
+        "{MINIMAL}rate_limit = [\"per-ip\", \"nope\"]\n[[rate_limit]]\nname = \"per-ip\"\nkey = \"ip\"\nrate = \"10/x\"\nburst = 0\n[[rate_limit]]\nname = \"who\"\nkey = \"nonsense\"\nrate = \"1/s\"\nburst = 1\n[shared]\nurl = \"mysql://x\"\n"
     );
     let e = errors(&text);
     assert!(has(&e, "rate_limit[0].rate"), "{e:#?}");
