@@ -152,19 +152,7 @@ impl Forwarder {
                 headers.insert(n, v);
             }
         }
-        let forwarded_path = if route.strip_prefix {
-            let rest = ctx
-                .path
-                .strip_prefix(route.path_prefix.trim_end_matches('/'))
-                .unwrap_or(ctx.path);
-            if rest.starts_with('/') {
-                rest.to_owned()
-            } else {
-                format!("/{rest}")
-            }
-        } else {
-            ctx.path.to_owned()
-        };
+        let forwarded_path = route.upstream_path(ctx.path);
         let query = parts.uri.query();
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();

@@ -109,6 +109,22 @@ impl RouteEntry {
         }
     }
 
+    /// The path the upstream receives for a (normalized) request path: without the matched
+    /// prefix when `strip_prefix` is set.
+    pub fn upstream_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.strip_prefix {
+            return std::borrow::Cow::Borrowed(path);
+        }
+        let rest = path
+            .strip_prefix(self.path_prefix.trim_end_matches('/'))
+            .unwrap_or(path);
+        if rest.starts_with('/') {
+            std::borrow::Cow::Borrowed(rest)
+        } else {
+            std::borrow::Cow::Owned(format!("/{rest}"))
+        }
+    }
+
     /// The methods this route takes, when it restricts them.
     pub fn methods(&self) -> Option<&[Method]> {
         self.methods.as_deref()

@@ -1084,19 +1084,7 @@ impl Gateway {
         } else {
             None
         };
-        let path = if route.strip_prefix {
-            let rest = ctx
-                .path
-                .strip_prefix(route.path_prefix.trim_end_matches('/'))
-                .unwrap_or(&ctx.path);
-            if rest.starts_with('/') {
-                rest.to_owned()
-            } else {
-                format!("/{rest}")
-            }
-        } else {
-            ctx.path.clone()
-        };
+        let path = route.upstream_path(&ctx.path);
         let parts = rampart_validate::RequestParts {
             method: req.method(),
             path: &path,

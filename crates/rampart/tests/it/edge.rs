@@ -225,10 +225,7 @@ upstream = "{u}"
 #[tokio::test]
 async fn cors_preflights_and_responses_follow_the_route_policy() {
     let up = Upstream::start("a").await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = dead_addr();
     let gw = Gateway::start(&format!(
         r#"
 [[listener]]

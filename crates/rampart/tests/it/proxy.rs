@@ -277,10 +277,7 @@ upstream = "{}"
 async fn round_robin_and_a_dead_upstream_is_skipped() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = dead_addr();
     let gw = Gateway::start(&format!(
         r#"
 [[listener]]
@@ -314,10 +311,7 @@ passive_health = {{ max_fails = 1, fail_timeout = "1h" }}
 #[tokio::test]
 async fn upstream_failures_are_502_and_504() {
     let up = Upstream::start("a").await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = dead_addr();
     let gw = Gateway::start(&format!(
         r#"
 [[listener]]

@@ -49,6 +49,12 @@ pub struct Seen {
     pub body_len: usize,
 }
 
+/// A loopback address where nothing listens (connections are refused).
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
 /// A recording upstream on a free loopback port. Paths:
 /// `/slow?ms=N` answers after N ms; `/status/N` answers N; `/big?n=N` answers N bytes;
 /// `/headers` sets its own CORS and frame headers; anything else answers 200 with JSON.
