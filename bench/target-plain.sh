@@ -11,7 +11,7 @@ version = 1
 data_dir = "./data"
 
 [admin]
-bind = "127.0.0.1:0"
+bind = "127.0.0.1:$(( ${TARGET_PORT:-19010} + 50 ))"
 
 [[listener]]
 name = "public"
