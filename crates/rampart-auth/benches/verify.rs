@@ -9,15 +9,32 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rampart_auth::rampart_store::SqlStore;
 use rampart_auth::{AuthOptions, AuthService, KeyAlgorithm, MasterKey};
 
-fn setup(alg: KeyAlgorithm, cache: usize, dir: &std::path::Path, name: &str) -> (AuthService, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn setup(
+    alg: KeyAlgorithm,
+    cache: usize,
+    dir: &std::path::Path,
+    name: &str,
+) -> (AuthService, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let store = SqlStore::open(&format!("sqlite://{}/{alg:?}-{cache}-{name}.db", dir.display())).await.unwrap();
+        let store = SqlStore::open(&format!(
+            "sqlite://{}/{alg:?}-{cache}-{name}.db",
+            dir.display()
+        ))
+        .await
+        .unwrap();
         let mut o = AuthOptions::new("https://auth.bench", vec!["api".into()]);
         o.key_algorithm = alg;
         o.verified_cache_capacity = cache;
-        let svc = AuthService::new(Arc::new(store), o, MasterKey::generate().unwrap()).await.unwrap();
-        let (tok, _) = svc.issue_access_token("user-1", Some("sid-1"), &["items:read".into()], None).unwrap();
+        let svc = AuthService::new(Arc::new(store), o, MasterKey::generate().unwrap())
+            .await
+            .unwrap();
+        let (tok, _) = svc
+            .issue_access_token("user-1", Some("sid-1"), &["items:read".into()], None)
+            .unwrap();
         (svc, tok)
     })
 }
@@ -29,7 +46,9 @@ fn bench(c: &mut Criterion) {
             let (svc, tok) = setup(alg, cache, dir.path(), label);
             let v = svc.verifier();
             v.verify(&tok).unwrap();
-            c.bench_function(&format!("verify/{}/{label}", alg.as_str()), |b| b.iter(|| v.verify(std::hint::black_box(&tok)).unwrap()));
+            c.bench_function(&format!("verify/{}/{label}", alg.as_str()), |b| {
+                b.iter(|| v.verify(std::hint::black_box(&tok)).unwrap())
+            });
         }
         // The signature primitive alone, for comparison with the uncached path.
         let (svc, tok) = setup(alg, 0, dir.path(), "primitive");
@@ -38,7 +57,10 @@ fn bench(c: &mut Criterion) {
         let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
         let jwk = &key.public_jwk;
         let (algo, public): (&'static dyn VerificationAlgorithm, Vec<u8>) = match alg {
-            KeyAlgorithm::EdDSA => (&signature::ED25519, URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap()),
+            KeyAlgorithm::EdDSA => (
+                &signature::ED25519,
+                URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap(),
+            ),
             _ => {
                 let mut p = vec![4u8];
                 p.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
@@ -48,7 +70,12 @@ fn bench(c: &mut Criterion) {
         };
         let pk = signature::UnparsedPublicKey::new(algo, public);
         pk.verify(input.as_bytes(), &sig).unwrap();
-        c.bench_function(&format!("primitive/{}", alg.as_str()), |b| b.iter(|| pk.verify(std::hint::black_box(input.as_bytes()), &sig).unwrap()));
+        c.bench_function(&format!("primitive/{}", alg.as_str()), |b| {
+            b.iter(|| {
+                pk.verify(std::hint::black_box(input.as_bytes()), &sig)
+                    .unwrap()
+            })
+        });
     }
 }
 

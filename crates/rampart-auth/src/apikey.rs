@@ -18,7 +18,9 @@ pub struct NewApiKey {
 
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewApiKey").field("prefix", &self.record.prefix).finish_non_exhaustive()
+        f.debug_struct("NewApiKey")
+            .field("prefix", &self.record.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,11 +51,25 @@ fn parse(key: &str) -> Option<(&str, &str)> {
 
 impl AuthService {
     /// `rampart apikey create`: a new key with these scopes and optional expiry.
-    pub async fn create_api_key(&self, name: &str, owner: Option<&str>, scopes: &[String], expires_at: Option<i64>) -> Result<NewApiKey, AuthError> {
-        if scopes.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
-            return Err(AuthError::InvalidInput("scopes must be non-empty and contain no whitespace".into()));
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        scopes: &[String],
+        expires_at: Option<i64>,
+    ) -> Result<NewApiKey, AuthError> {
+        if scopes
+            .iter()
+            .any(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        {
+            return Err(AuthError::InvalidInput(
+                "scopes must be non-empty and contain no whitespace".into(),
+            ));
         }
-        let prefix: String = random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
+        let prefix: String = random_bytes::<8>()?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let key = format!("rk_{prefix}_{}", random_token()?);
         let record = ApiKeyRecord {
             id: random_id()?,
@@ -77,20 +93,34 @@ impl AuthService {
 
     /// `rampart apikey revoke ID|PREFIX`; [`AuthError::NotFound`] when no active key matches.
     pub async fn revoke_api_key(&self, id_or_prefix: &str) -> Result<(), AuthError> {
-        if self.store.revoke_api_key(id_or_prefix).await? { Ok(()) } else { Err(AuthError::NotFound) }
+        if self.store.revoke_api_key(id_or_prefix).await? {
+            Ok(())
+        } else {
+            Err(AuthError::NotFound)
+        }
     }
 
     /// Checks an API key presented by a client (one store lookup by prefix; cache for at most
     /// 1 s if at all, so revocations apply within 1 s).
     pub async fn verify_api_key(&self, key: &str) -> Result<ApiKeyIdentity, AuthError> {
         let (prefix, _) = parse(key).ok_or(AuthError::InvalidRefresh)?;
-        let record = self.store.api_key_by_prefix(prefix).await?.ok_or(AuthError::InvalidRefresh)?;
+        let record = self
+            .store
+            .api_key_by_prefix(prefix)
+            .await?
+            .ok_or(AuthError::InvalidRefresh)?;
         let hash = self.master.hash_secret(key.as_bytes());
         let matches: bool = hash.ct_eq(&record.hash).into();
         if !matches || record.revoked || record.expires_at.is_some_and(|e| self.now() >= e) {
             return Err(AuthError::InvalidRefresh);
         }
-        Ok(ApiKeyIdentity { id: record.id, prefix: record.prefix, name: record.name, owner: record.owner, scopes: record.scopes })
+        Ok(ApiKeyIdentity {
+            id: record.id,
+            prefix: record.prefix,
+            name: record.name,
+            owner: record.owner,
+            scopes: record.scopes,
+        })
     }
 }
 

@@ -124,9 +124,10 @@ impl AuthError {
             AuthError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             AuthError::RevocationUnknown => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
-            AuthError::Store(_) | AuthError::MasterKey(_) | AuthError::KeyDecrypt | AuthError::Crypto(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            AuthError::Store(_)
+            | AuthError::MasterKey(_)
+            | AuthError::KeyDecrypt
+            | AuthError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -135,10 +136,13 @@ impl AuthError {
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
             AuthError::MissingCredentials => Some("Bearer".into()),
-            AuthError::InsufficientScope { required } => {
-                Some(format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", required.join(" ").replace(['"', '\\'], "")))
+            AuthError::InsufficientScope { required } => Some(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                required.join(" ").replace(['"', '\\'], "")
+            )),
+            e if e.status() == StatusCode::UNAUTHORIZED => {
+                Some("Bearer error=\"invalid_token\"".into())
             }
-            e if e.status() == StatusCode::UNAUTHORIZED => Some("Bearer error=\"invalid_token\"".into()),
             _ => None,
         }
     }

@@ -8,7 +8,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -67,10 +68,14 @@ impl KeyEntry {
         let rng = SystemRandom::new();
         match &self.signer {
             Some(Signer::Ed(k)) => Ok(k.sign(msg).as_ref().to_vec()),
-            Some(Signer::Ec(k)) => k.sign(&rng, msg).map(|s| s.as_ref().to_vec()).map_err(|_| AuthError::Crypto("ecdsa sign".into())),
+            Some(Signer::Ec(k)) => k
+                .sign(&rng, msg)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| AuthError::Crypto("ecdsa sign".into())),
             Some(Signer::Rsa(k)) => {
                 let mut sig = vec![0u8; k.public_modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &rng, msg, &mut sig).map_err(|_| AuthError::Crypto("rsa sign".into()))?;
+                k.sign(&RSA_PKCS1_SHA256, &rng, msg, &mut sig)
+                    .map_err(|_| AuthError::Crypto("rsa sign".into()))?;
                 Ok(sig)
             }
             None => Err(AuthError::Crypto("no private key".into())),
@@ -81,7 +86,11 @@ impl KeyEntry {
     /// algorithm is the JWK's `alg`, else the only one we accept for its key type; symmetric
     /// (`oct`) keys are refused, so no HS* token can ever verify.
     pub fn from_public_jwk(jwk: &Value) -> Result<Self, AuthError> {
-        let kid = jwk.get("kid").and_then(Value::as_str).ok_or(AuthError::UnknownKey)?.to_owned();
+        let kid = jwk
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or(AuthError::UnknownKey)?
+            .to_owned();
         let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or("");
         let crv = jwk.get("crv").and_then(Value::as_str).unwrap_or("");
         let inferred = match (kty, crv) {
@@ -89,29 +98,55 @@ impl KeyEntry {
             ("EC", "P-256") => jsonwebtoken::Algorithm::ES256,
             ("EC", "P-384") => jsonwebtoken::Algorithm::ES384,
             ("RSA", _) => jsonwebtoken::Algorithm::RS256,
-            _ => return Err(AuthError::InvalidInput(format!("unsupported key type {kty:?}"))),
+            _ => {
+                return Err(AuthError::InvalidInput(format!(
+                    "unsupported key type {kty:?}"
+                )));
+            }
         };
         let alg = match jwk.get("alg").and_then(Value::as_str) {
             None => inferred,
             Some(a) => {
-                let parsed: jsonwebtoken::Algorithm = a.parse().map_err(|_| AuthError::InvalidInput(format!("alg {a:?}")))?;
+                let parsed: jsonwebtoken::Algorithm = a
+                    .parse()
+                    .map_err(|_| AuthError::InvalidInput(format!("alg {a:?}")))?;
                 use jsonwebtoken::Algorithm::*;
                 let fits = matches!(
                     (kty, parsed),
-                    ("OKP", EdDSA) | ("EC", ES256) | ("EC", ES384) | ("RSA", RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                    ("OKP", EdDSA)
+                        | ("EC", ES256)
+                        | ("EC", ES384)
+                        | ("RSA", RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
                 );
                 if !fits {
-                    return Err(AuthError::InvalidInput(format!("alg {a:?} does not fit key type {kty:?}")));
+                    return Err(AuthError::InvalidInput(format!(
+                        "alg {a:?} does not fit key type {kty:?}"
+                    )));
                 }
                 parsed
             }
         };
-        if jwk.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+        if jwk
+            .get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
             return Err(AuthError::InvalidInput("key is not for signatures".into()));
         }
-        let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).map_err(|e| AuthError::InvalidInput(e.to_string()))?;
-        let decoding = DecodingKey::from_jwk(&parsed).map_err(|e| AuthError::InvalidInput(e.to_string()))?;
-        Ok(Self { kid, alg, created_at: 0, not_before: 0, retire_after: None, public_jwk: jwk.clone(), decoding, signer: None })
+        let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone())
+            .map_err(|e| AuthError::InvalidInput(e.to_string()))?;
+        let decoding =
+            DecodingKey::from_jwk(&parsed).map_err(|e| AuthError::InvalidInput(e.to_string()))?;
+        Ok(Self {
+            kid,
+            alg,
+            created_at: 0,
+            not_before: 0,
+            retire_after: None,
+            public_jwk: jwk.clone(),
+            decoding,
+            signer: None,
+        })
     }
 }
 
@@ -148,18 +183,35 @@ fn signer_from_pkcs8(alg: KeyAlgorithm, pkcs8: &[u8]) -> Result<Signer, AuthErro
     let bad = |_| AuthError::Crypto("stored private key does not parse".into());
     Ok(match alg {
         KeyAlgorithm::EdDSA => Signer::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(bad)?),
-        KeyAlgorithm::ES256 => Signer::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(bad)?),
+        KeyAlgorithm::ES256 => Signer::Ec(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(bad)?,
+        ),
         KeyAlgorithm::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(bad)?),
     })
 }
 
 /// Generates a key: the record to store (private key sealed with the master key, the kid as
 /// associated data) and its loaded entry.
-pub fn generate_key(alg: KeyAlgorithm, master: &MasterKey, now: i64, not_before: i64) -> Result<(SigningKeyRecord, KeyEntry), AuthError> {
+pub fn generate_key(
+    alg: KeyAlgorithm,
+    master: &MasterKey,
+    now: i64,
+    not_before: i64,
+) -> Result<(SigningKeyRecord, KeyEntry), AuthError> {
     let err = |_| AuthError::Crypto("key generation failed".into());
     let pkcs8: Vec<u8> = match alg {
-        KeyAlgorithm::EdDSA => Ed25519KeyPair::generate().map_err(err)?.to_pkcs8().map_err(err)?.as_ref().to_vec(),
-        KeyAlgorithm::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(err)?.to_pkcs8v1().map_err(err)?.as_ref().to_vec(),
+        KeyAlgorithm::EdDSA => Ed25519KeyPair::generate()
+            .map_err(err)?
+            .to_pkcs8()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
+        KeyAlgorithm::ES256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(err)?
+            .to_pkcs8v1()
+            .map_err(err)?
+            .as_ref()
+            .to_vec(),
         KeyAlgorithm::RS256 => {
             let k = RsaKeyPair::generate(KeySize::Rsa2048).map_err(err)?;
             let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = k.as_der().map_err(err)?;
@@ -178,7 +230,10 @@ pub fn generate_key(alg: KeyAlgorithm, master: &MasterKey, now: i64, not_before:
     };
     let signer = signer_from_pkcs8(alg, &pkcs8)?;
     let jwk = public_jwk(&kid, alg, &signer)?;
-    let record = SigningKeyRecord { public_jwk: jwk.to_string(), ..record };
+    let record = SigningKeyRecord {
+        public_jwk: jwk.to_string(),
+        ..record
+    };
     let entry = load_key(&record, master)?;
     Ok((record, entry))
 }
@@ -186,11 +241,13 @@ pub fn generate_key(alg: KeyAlgorithm, master: &MasterKey, now: i64, not_before:
 /// Loads a stored key: decrypts the private half (fails with [`AuthError::KeyDecrypt`] under
 /// another master key) and builds its verification key from the public JWK.
 pub fn load_key(record: &SigningKeyRecord, master: &MasterKey) -> Result<KeyEntry, AuthError> {
-    let alg = KeyAlgorithm::from_name(&record.alg).ok_or_else(|| AuthError::Crypto(format!("stored key alg {:?}", record.alg)))?;
+    let alg = KeyAlgorithm::from_name(&record.alg)
+        .ok_or_else(|| AuthError::Crypto(format!("stored key alg {:?}", record.alg)))?;
     let pkcs8 = master.open(record.kid.as_bytes(), &record.private_key_enc)?;
     let signer = signer_from_pkcs8(alg, &pkcs8)?;
     let jwk = public_jwk(&record.kid, alg, &signer)?;
-    let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).map_err(|e| AuthError::Crypto(e.to_string()))?;
+    let parsed: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(jwk.clone()).map_err(|e| AuthError::Crypto(e.to_string()))?;
     let decoding = DecodingKey::from_jwk(&parsed).map_err(|e| AuthError::Crypto(e.to_string()))?;
     Ok(KeyEntry {
         kid: record.kid.clone(),
@@ -222,7 +279,12 @@ impl KeySet {
 
     /// The JWKS document at `now`: every live key, including one not yet signing.
     pub fn jwks(&self, now: i64) -> Value {
-        let keys: Vec<Value> = self.keys.iter().filter(|k| k.is_live(now)).map(|k| k.public_jwk.clone()).collect();
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|k| k.is_live(now))
+            .map(|k| k.public_jwk.clone())
+            .collect();
         json!({ "keys": keys })
     }
 }

@@ -31,8 +31,8 @@ pub use password::{MAX_PASSWORD_BYTES, PasswordHasher};
 pub use revocation::{RevocationList, RevocationSink};
 pub use secret::{MasterKey, random_id, random_token};
 pub use service::{
-    AuthService, Clock, KeyInfo, LoginGrant, LoginRequest, RefreshGrant, SessionCookieGrant, SessionIdentity,
-    SessionInfo, SystemClock,
+    AuthService, Clock, KeyInfo, LoginGrant, LoginRequest, RefreshGrant, SessionCookieGrant,
+    SessionIdentity, SessionInfo, SystemClock,
 };
 pub use token::{ACCESS_TOKEN_TYP, AccessClaims, OneOrMany, sign_access_token, sign_jwt};
 pub use verify::{AuthOutcome, VerifiedToken, Verifier};

@@ -24,10 +24,16 @@ impl PasswordHasher {
     /// Custom parameters (memory in KiB, iterations, lanes); never weaker than OWASP's.
     pub fn with_params(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, AuthError> {
         if m_cost_kib < 19 * 1024 || t_cost < 2 || p_cost < 1 {
-            return Err(AuthError::InvalidInput("argon2 parameters below OWASP's minimum".into()));
+            return Err(AuthError::InvalidInput(
+                "argon2 parameters below OWASP's minimum".into(),
+            ));
         }
-        let params = Params::new(m_cost_kib, t_cost, p_cost, None).map_err(|e| AuthError::Crypto(e.to_string()))?;
-        let mut h = Self { params, dummy_hash: String::new() };
+        let params = Params::new(m_cost_kib, t_cost, p_cost, None)
+            .map_err(|e| AuthError::Crypto(e.to_string()))?;
+        let mut h = Self {
+            params,
+            dummy_hash: String::new(),
+        };
         let random = crate::secret::random_token()?;
         h.dummy_hash = h.hash(&random)?;
         Ok(h)
@@ -41,7 +47,9 @@ impl PasswordHasher {
     /// CPU-heavy: call from `spawn_blocking` on a server.
     pub fn hash(&self, password: &str) -> Result<String, AuthError> {
         if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-            return Err(AuthError::InvalidInput(format!("password must be 1..={MAX_PASSWORD_BYTES} bytes")));
+            return Err(AuthError::InvalidInput(format!(
+                "password must be 1..={MAX_PASSWORD_BYTES} bytes"
+            )));
         }
         self.argon2()
             .hash_password(password.as_bytes())
@@ -56,7 +64,11 @@ impl PasswordHasher {
             Some(h) => (h, true),
             None => (self.dummy_hash.as_str(), false),
         };
-        let pw = if password.len() > MAX_PASSWORD_BYTES { &password[..0] } else { password };
+        let pw = if password.len() > MAX_PASSWORD_BYTES {
+            &password[..0]
+        } else {
+            password
+        };
         let ok = self.argon2().verify_password(pw.as_bytes(), target).is_ok();
         ok && real && !pw.is_empty()
     }
@@ -88,7 +100,10 @@ mod tests {
         for hash in [None, Some(phc.as_str())] {
             let t = std::time::Instant::now();
             assert!(!h.verify("wrong", hash));
-            assert!(t.elapsed() >= std::time::Duration::from_millis(3), "{hash:?}");
+            assert!(
+                t.elapsed() >= std::time::Duration::from_millis(3),
+                "{hash:?}"
+            );
         }
         let too_long = "x".repeat(MAX_PASSWORD_BYTES + 1);
         let t = std::time::Instant::now();

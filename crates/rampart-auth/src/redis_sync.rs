@@ -26,7 +26,10 @@ impl RedisRevocations {
     /// For `redis://host:port` (no connection is made yet).
     pub fn new(url: &str) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        Ok(Self { client, conn: Arc::new(tokio::sync::Mutex::new(None)) })
+        Ok(Self {
+            client,
+            conn: Arc::new(tokio::sync::Mutex::new(None)),
+        })
     }
 
     async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
@@ -34,7 +37,11 @@ impl RedisRevocations {
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
-        let c = self.client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+        let c = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
         *guard = Some(c.clone());
         Ok(c)
     }
@@ -42,8 +49,14 @@ impl RedisRevocations {
     /// Reads every unexpired revocation from the sorted set into `list`; returns how many.
     pub async fn resync(&self, list: &RevocationList, now: i64) -> Result<usize, String> {
         let mut c = self.connection().await?;
-        let _: () = c.zrembyscore(REVOKED_SIDS_KEY, "-inf", now - 1).await.map_err(|e| e.to_string())?;
-        let entries: Vec<(String, f64)> = c.zrangebyscore_withscores(REVOKED_SIDS_KEY, now, "+inf").await.map_err(|e| e.to_string())?;
+        let _: () = c
+            .zrembyscore(REVOKED_SIDS_KEY, "-inf", now - 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entries: Vec<(String, f64)> = c
+            .zrangebyscore_withscores(REVOKED_SIDS_KEY, now, "+inf")
+            .await
+            .map_err(|e| e.to_string())?;
         for (sid, until) in &entries {
             list.insert_until(sid, *until as i64);
         }
@@ -65,7 +78,9 @@ impl RedisRevocations {
             list.set_synced(false);
             match self.subscribe_once(&list).await {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!(error = %e, "revocation subscription down; tokens with a sid fail closed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation subscription down; tokens with a sid fail closed")
+                }
             }
             list.set_synced(false);
             *self.conn.lock().await = None;
@@ -75,15 +90,24 @@ impl RedisRevocations {
     }
 
     async fn subscribe_once(&self, list: &RevocationList) -> Result<(), String> {
-        let mut pubsub = self.client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-        pubsub.subscribe(REVOKED_SIDS_KEY).await.map_err(|e| e.to_string())?;
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(REVOKED_SIDS_KEY)
+            .await
+            .map_err(|e| e.to_string())?;
         // Subscribed first, then re-synced: nothing published in between can be missed.
         let n = self.resync(list, crate::now_unix()).await?;
         list.set_synced(true);
         tracing::info!(entries = n, "revocation list re-synced from Redis");
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
-            let Ok(payload) = msg.get_payload::<String>() else { continue };
+            let Ok(payload) = msg.get_payload::<String>() else {
+                continue;
+            };
             if let Some((until, sid)) = payload.split_once(' ')
                 && let Ok(until) = until.parse::<i64>()
             {
@@ -100,7 +124,9 @@ impl RevocationSink for RedisRevocations {
         let mut c = self.connection().await?;
         let res: Result<(), redis::RedisError> = async {
             let _: () = c.zadd(REVOKED_SIDS_KEY, sid, until).await?;
-            let _: () = c.publish(REVOKED_SIDS_KEY, format!("{until} {sid}")).await?;
+            let _: () = c
+                .publish(REVOKED_SIDS_KEY, format!("{until} {sid}"))
+                .await?;
             Ok(())
         }
         .await;

@@ -18,7 +18,11 @@ impl RevocationList {
     /// An empty, synced list; entries are kept `hold_secs` after revocation (the longest
     /// access-token lifetime plus leeway).
     pub fn new(hold_secs: i64) -> Self {
-        Self { sids: DashMap::new(), synced: AtomicBool::new(true), hold_secs: hold_secs.max(1) }
+        Self {
+            sids: DashMap::new(),
+            synced: AtomicBool::new(true),
+            hold_secs: hold_secs.max(1),
+        }
     }
 
     /// How long an entry is kept after its revocation.

@@ -32,11 +32,20 @@ impl MasterKey {
     /// (standard or URL-safe, e.g. the output of `openssl rand -base64 32`).
     pub fn from_secret(secret: &[u8]) -> Result<Self, AuthError> {
         let text = std::str::from_utf8(secret).ok().map(str::trim);
-        let decoded = text.and_then(|t| STANDARD.decode(t).ok().or_else(|| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')).ok()));
+        let decoded = text.and_then(|t| {
+            STANDARD
+                .decode(t)
+                .ok()
+                .or_else(|| URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')).ok())
+        });
         let material: Vec<u8> = match decoded {
             Some(d) if d.len() >= 32 => d,
             _ if secret.len() >= 32 => secret.to_vec(),
-            _ => return Err(AuthError::MasterKey("the key must hold at least 32 bytes (e.g. openssl rand -base64 32)".into())),
+            _ => {
+                return Err(AuthError::MasterKey(
+                    "the key must hold at least 32 bytes (e.g. openssl rand -base64 32)".into(),
+                ));
+            }
         };
         let root = hmac::Key::new(hmac::HMAC_SHA256, &material);
         let derive = |label: &str| -> [u8; 32] {
@@ -47,7 +56,10 @@ impl MasterKey {
         };
         Ok(Self {
             hash_key: hmac::Key::new(hmac::HMAC_SHA256, &derive("rampart/v1/secret-hash")),
-            successor_key: hmac::Key::new(hmac::HMAC_SHA256, &derive("rampart/v1/refresh-successor")),
+            successor_key: hmac::Key::new(
+                hmac::HMAC_SHA256,
+                &derive("rampart/v1/refresh-successor"),
+            ),
             aead_key_bytes: derive("rampart/v1/signing-key-encryption"),
         })
     }
@@ -55,7 +67,9 @@ impl MasterKey {
     /// Reads the key from the environment variable `name` (the one named by
     /// `[auth] key_encryption_env`).
     pub fn from_env(name: &str) -> Result<Self, AuthError> {
-        let v = std::env::var_os(name).ok_or_else(|| AuthError::MasterKey(format!("environment variable {name} is not set")))?;
+        let v = std::env::var_os(name).ok_or_else(|| {
+            AuthError::MasterKey(format!("environment variable {name} is not set"))
+        })?;
         Self::from_secret(v.as_encoded_bytes())
     }
 
@@ -82,8 +96,12 @@ impl MasterKey {
         let key = self.aead_key()?;
         let nonce_bytes = random_bytes::<12>()?;
         let mut buf = plaintext.to_vec();
-        key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce_bytes), aead::Aad::from(aad), &mut buf)
-            .map_err(|_| AuthError::Crypto("seal failed".into()))?;
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce_bytes),
+            aead::Aad::from(aad),
+            &mut buf,
+        )
+        .map_err(|_| AuthError::Crypto("seal failed".into()))?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
         Ok(out)
@@ -96,14 +114,18 @@ impl MasterKey {
             return Err(AuthError::KeyDecrypt);
         }
         let (nonce, ct) = sealed.split_at(12);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| AuthError::KeyDecrypt)?;
+        let nonce =
+            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| AuthError::KeyDecrypt)?;
         let mut buf = ct.to_vec();
-        let plain = key.open_in_place(nonce, aead::Aad::from(aad), &mut buf).map_err(|_| AuthError::KeyDecrypt)?;
+        let plain = key
+            .open_in_place(nonce, aead::Aad::from(aad), &mut buf)
+            .map_err(|_| AuthError::KeyDecrypt)?;
         Ok(plain.to_vec())
     }
 
     fn aead_key(&self) -> Result<aead::LessSafeKey, AuthError> {
-        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &self.aead_key_bytes).map_err(|_| AuthError::Crypto("aes key".into()))?;
+        let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &self.aead_key_bytes)
+            .map_err(|_| AuthError::Crypto("aes key".into()))?;
         Ok(aead::LessSafeKey::new(unbound))
     }
 }
@@ -127,7 +149,9 @@ pub fn random_id() -> Result<String, AuthError> {
 
 /// True when `s` looks like one of our base64url tokens (cheap filter before any lookup).
 pub(crate) fn is_token_shaped(s: &str) -> bool {
-    (16..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// SHA-256 of some bytes (cache keys).
@@ -152,7 +176,10 @@ mod tests {
         assert_ne!(a.hash_secret(b"x"), a.hash_secret(b"y"));
         // Sub-keys differ: the stored hash of a token is never its successor.
         let t = random_token().unwrap();
-        assert_ne!(URL_SAFE_NO_PAD.encode(a.hash_secret(t.as_bytes())), a.successor_token(&t));
+        assert_ne!(
+            URL_SAFE_NO_PAD.encode(a.hash_secret(t.as_bytes())),
+            a.successor_token(&t)
+        );
     }
 
     #[test]

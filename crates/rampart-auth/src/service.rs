@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use rampart_store::{RefreshToken, RotateOutcome, Session, Store, User};
 use serde_json::Value;
 
+use crate::AuthError;
 use crate::config::{AuthOptions, KeyAlgorithm, secs};
 use crate::keys::{KeySet, generate_key, load_key};
 use crate::password::PasswordHasher;
@@ -13,7 +14,6 @@ use crate::revocation::{RevocationList, RevocationSink};
 use crate::secret::{MasterKey, is_token_shaped, random_id, random_token};
 use crate::token::{AccessClaims, OneOrMany, sign_access_token};
 use crate::verify::Verifier;
-use crate::AuthError;
 
 /// Source of the current time (Unix seconds); tests substitute their own.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -66,7 +66,10 @@ pub struct LoginGrant {
 
 impl std::fmt::Debug for LoginGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginGrant").field("sid", &self.sid).field("user_id", &self.user_id).finish_non_exhaustive()
+        f.debug_struct("LoginGrant")
+            .field("sid", &self.sid)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +105,9 @@ pub struct SessionCookieGrant {
 
 impl std::fmt::Debug for SessionCookieGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCookieGrant").field("sid", &self.sid).finish_non_exhaustive()
+        f.debug_struct("SessionCookieGrant")
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +175,9 @@ pub struct AuthService {
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("issuer", &self.opts.issuer).finish_non_exhaustive()
+        f.debug_struct("AuthService")
+            .field("issuer", &self.opts.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -187,12 +194,21 @@ fn truncate(s: Option<&str>, max: usize) -> Option<String> {
 impl AuthService {
     /// Builds the service over `store`: loads the signing keys (creating the first one when
     /// there is none) and fails with [`AuthError::KeyDecrypt`] under a wrong master key.
-    pub async fn new(store: Arc<dyn Store>, opts: AuthOptions, master: MasterKey) -> Result<Self, AuthError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        opts: AuthOptions,
+        master: MasterKey,
+    ) -> Result<Self, AuthError> {
         Self::with_clock(store, opts, master, Arc::new(SystemClock)).await
     }
 
     /// [`AuthService::new`] with a custom clock (tests).
-    pub async fn with_clock(store: Arc<dyn Store>, opts: AuthOptions, master: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, AuthError> {
+    pub async fn with_clock(
+        store: Arc<dyn Store>,
+        opts: AuthOptions,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
         Self::with_hasher(store, opts, master, clock, PasswordHasher::new()?).await
     }
 
@@ -205,9 +221,13 @@ impl AuthService {
         passwords: PasswordHasher,
     ) -> Result<Self, AuthError> {
         if opts.issuer.is_empty() || opts.audience.is_empty() {
-            return Err(AuthError::InvalidInput("issuer and audience are required".into()));
+            return Err(AuthError::InvalidInput(
+                "issuer and audience are required".into(),
+            ));
         }
-        let revocations = Arc::new(RevocationList::new(secs(opts.access_ttl).saturating_add(secs(opts.leeway))));
+        let revocations = Arc::new(RevocationList::new(
+            secs(opts.access_ttl).saturating_add(secs(opts.leeway)),
+        ));
         let verifier = Arc::new(Verifier::new(&opts, revocations.clone()));
         let svc = Self {
             store,
@@ -277,10 +297,18 @@ impl AuthService {
     pub async fn add_user(&self, username: &str, password: &str) -> Result<User, AuthError> {
         let username = username.trim();
         if username.is_empty() || username.len() > 256 || username.chars().any(char::is_control) {
-            return Err(AuthError::InvalidInput("username must be 1..=256 printable characters".into()));
+            return Err(AuthError::InvalidInput(
+                "username must be 1..=256 printable characters".into(),
+            ));
         }
         let hash = self.hash_password(password).await?;
-        let user = User { id: random_id()?, username: username.to_owned(), password_hash: hash, disabled: false, created_at: self.now() };
+        let user = User {
+            id: random_id()?,
+            username: username.to_owned(),
+            password_hash: hash,
+            disabled: false,
+            created_at: self.now(),
+        };
         match self.store.create_user(&user).await {
             Ok(()) => Ok(user),
             Err(rampart_store::StoreError::Conflict(_)) => Err(AuthError::UserExists),
@@ -299,7 +327,9 @@ impl AuthService {
     async fn verify_password(&self, password: &str, hash: Option<String>) -> bool {
         let hasher = self.passwords.clone();
         let pw = password.to_owned();
-        tokio::task::spawn_blocking(move || hasher.verify(&pw, hash.as_deref())).await.unwrap_or(false)
+        tokio::task::spawn_blocking(move || hasher.verify(&pw, hash.as_deref()))
+            .await
+            .unwrap_or(false)
     }
 
     /// Every user (`rampart user list`).
@@ -310,21 +340,33 @@ impl AuthService {
     /// Disables a user and revokes all of its sessions (`rampart user disable NAME`); returns the
     /// revoked sids (already in the local revocation set and published to the sink).
     pub async fn disable_user(&self, username: &str) -> Result<Vec<String>, AuthError> {
-        let user = self.store.user_by_name(username).await?.ok_or(AuthError::NotFound)?;
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(AuthError::NotFound)?;
         self.store.set_user_disabled(&user.id, true).await?;
         self.logout_all(&user.id).await
     }
 
     /// Re-enables a disabled user.
     pub async fn enable_user(&self, username: &str) -> Result<(), AuthError> {
-        let user = self.store.user_by_name(username).await?.ok_or(AuthError::NotFound)?;
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(AuthError::NotFound)?;
         self.store.set_user_disabled(&user.id, false).await?;
         Ok(())
     }
 
     /// Replaces a user's password and revokes its sessions.
     pub async fn set_password(&self, username: &str, password: &str) -> Result<(), AuthError> {
-        let user = self.store.user_by_name(username).await?.ok_or(AuthError::NotFound)?;
+        let user = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(AuthError::NotFound)?;
         let hash = self.hash_password(password).await?;
         self.store.set_user_password(&user.id, &hash).await?;
         self.logout_all(&user.id).await?;
@@ -334,8 +376,14 @@ impl AuthService {
     /// Checks a username and password in constant work: an unknown user is verified against a
     /// dummy hash; unknown, wrong and disabled all give [`AuthError::InvalidCredentials`].
     pub async fn check_password(&self, username: &str, password: &str) -> Result<User, AuthError> {
-        let user = if username.len() > 256 { None } else { self.store.user_by_name(username).await? };
-        let ok = self.verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+        let user = if username.len() > 256 {
+            None
+        } else {
+            self.store.user_by_name(username).await?
+        };
+        let ok = self
+            .verify_password(password, user.as_ref().map(|u| u.password_hash.clone()))
+            .await;
         match user {
             Some(u) if ok && !u.disabled => Ok(u),
             _ => Err(AuthError::InvalidCredentials),
@@ -344,8 +392,22 @@ impl AuthService {
 
     // ---------------------------------------------------------------- login / refresh
 
-    fn new_session(&self, user_id: &str, req: &LoginRequest<'_>, now: i64, secret_hash: Option<Vec<u8>>) -> Result<Session, AuthError> {
-        self.new_session_for(user_id, None, &self.opts.default_scopes, req.client_addr, req.user_agent, now, secret_hash)
+    fn new_session(
+        &self,
+        user_id: &str,
+        req: &LoginRequest<'_>,
+        now: i64,
+        secret_hash: Option<Vec<u8>>,
+    ) -> Result<Session, AuthError> {
+        self.new_session_for(
+            user_id,
+            None,
+            &self.opts.default_scopes,
+            req.client_addr,
+            req.user_agent,
+            now,
+            secret_hash,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -366,7 +428,9 @@ impl AuthService {
             secret_hash,
             created_at: now,
             last_seen_at: now,
-            idle_expires_at: now.saturating_add(secs(self.opts.session_idle_timeout)).min(expires_at),
+            idle_expires_at: now
+                .saturating_add(secs(self.opts.session_idle_timeout))
+                .min(expires_at),
             expires_at,
             client_addr: truncate(client_addr, 64),
             user_agent: truncate(user_agent, 256),
@@ -377,7 +441,8 @@ impl AuthService {
     }
 
     fn refresh_expiry(&self, now: i64, session_end: i64) -> i64 {
-        now.saturating_add(secs(self.opts.refresh_ttl)).min(session_end)
+        now.saturating_add(secs(self.opts.refresh_ttl))
+            .min(session_end)
     }
 
     /// `POST /auth/login`: checks the password (same time and error for unknown users), creates
@@ -400,11 +465,24 @@ impl AuthService {
         client_addr: Option<&str>,
         user_agent: Option<&str>,
     ) -> Result<LoginGrant, AuthError> {
-        if scopes.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
-            return Err(AuthError::InvalidInput("scopes must be non-empty and contain no whitespace".into()));
+        if scopes
+            .iter()
+            .any(|s| s.is_empty() || s.chars().any(char::is_whitespace))
+        {
+            return Err(AuthError::InvalidInput(
+                "scopes must be non-empty and contain no whitespace".into(),
+            ));
         }
         let now = self.now();
-        let session = self.new_session_for(user_id, client_id, scopes, client_addr, user_agent, now, None)?;
+        let session = self.new_session_for(
+            user_id,
+            client_id,
+            scopes,
+            client_addr,
+            user_agent,
+            now,
+            None,
+        )?;
         self.open_family(session, now).await
     }
 
@@ -435,11 +513,19 @@ impl AuthService {
         }
         let now = self.now();
         let hash = self.master.hash_secret(refresh_token.as_bytes());
-        let row = self.store.refresh_token(&hash).await?.ok_or(AuthError::InvalidRefresh)?;
+        let row = self
+            .store
+            .refresh_token(&hash)
+            .await?
+            .ok_or(AuthError::InvalidRefresh)?;
         if row.revoked {
             return Err(AuthError::InvalidRefresh);
         }
-        let session = self.store.session(&row.sid).await?.ok_or(AuthError::InvalidRefresh)?;
+        let session = self
+            .store
+            .session(&row.sid)
+            .await?
+            .ok_or(AuthError::InvalidRefresh)?;
         if session.revoked_at.is_some() {
             return Err(AuthError::InvalidRefresh);
         }
@@ -467,12 +553,18 @@ impl AuthService {
                 successor_hash: None,
                 revoked: false,
             };
-            let idle = now.saturating_add(secs(self.opts.session_idle_timeout)).min(session.expires_at);
+            let idle = now
+                .saturating_add(secs(self.opts.session_idle_timeout))
+                .min(session.expires_at);
             match self.store.rotate_refresh(&hash, &next, now, idle).await? {
                 RotateOutcome::Rotated => return self.grant(&session, successor, expires_at, now),
                 RotateOutcome::Lost => {
                     // Someone else rotated (or revoked) it first: judge as a presented old token.
-                    let again = self.store.refresh_token(&hash).await?.ok_or(AuthError::InvalidRefresh)?;
+                    let again = self
+                        .store
+                        .refresh_token(&hash)
+                        .await?
+                        .ok_or(AuthError::InvalidRefresh)?;
                     if again.revoked {
                         return Err(AuthError::InvalidRefresh);
                     }
@@ -488,18 +580,38 @@ impl AuthService {
             None => false,
         };
         let within = now.saturating_sub(rotated_at) <= secs(self.opts.refresh_reuse_grace);
-        let is_predecessor = stored.and_then(|s| s.successor_hash).is_some_and(|h| h == successor_hash);
+        let is_predecessor = stored
+            .and_then(|s| s.successor_hash)
+            .is_some_and(|h| h == successor_hash);
         if within && is_predecessor && successor_live {
-            let succ_row = self.store.refresh_token(&successor_hash).await?.ok_or(AuthError::InvalidRefresh)?;
+            let succ_row = self
+                .store
+                .refresh_token(&successor_hash)
+                .await?
+                .ok_or(AuthError::InvalidRefresh)?;
             return self.grant(&session, successor, succ_row.expires_at, now);
         }
         self.revoke_session(&session.sid).await?;
         tracing::warn!(event = "auth.refresh.reuse", sid = %session.sid, user_id = %session.user_id, "refresh token reuse; family revoked");
-        Err(AuthError::RefreshReuse { sid: session.sid, user_id: session.user_id })
+        Err(AuthError::RefreshReuse {
+            sid: session.sid,
+            user_id: session.user_id,
+        })
     }
 
-    fn grant(&self, session: &Session, refresh_token: String, refresh_expires_at: i64, now: i64) -> Result<RefreshGrant, AuthError> {
-        let (access_token, expires_in) = self.issue_access_token(&session.user_id, Some(&session.sid), &session.scopes, session.client_id.as_deref())?;
+    fn grant(
+        &self,
+        session: &Session,
+        refresh_token: String,
+        refresh_expires_at: i64,
+        now: i64,
+    ) -> Result<RefreshGrant, AuthError> {
+        let (access_token, expires_in) = self.issue_access_token(
+            &session.user_id,
+            Some(&session.sid),
+            &session.scopes,
+            session.client_id.as_deref(),
+        )?;
         Ok(LoginGrant {
             access_token,
             token_type: "Bearer",
@@ -514,10 +626,18 @@ impl AuthService {
     /// Signs an access token for `subject` (user id, or client id for client credentials):
     /// `iss aud exp iat nbf jti` + `sid`, `scope`, `client_id` when given. Returns the token and
     /// `expires_in`.
-    pub fn issue_access_token(&self, subject: &str, sid: Option<&str>, scopes: &[String], client_id: Option<&str>) -> Result<(String, i64), AuthError> {
+    pub fn issue_access_token(
+        &self,
+        subject: &str,
+        sid: Option<&str>,
+        scopes: &[String],
+        client_id: Option<&str>,
+    ) -> Result<(String, i64), AuthError> {
         let now = self.now();
         let keys = self.key_set();
-        let key = keys.signer_at(now).ok_or_else(|| AuthError::Crypto("no signing key".into()))?;
+        let key = keys
+            .signer_at(now)
+            .ok_or_else(|| AuthError::Crypto("no signing key".into()))?;
         let ttl = secs(self.opts.access_ttl);
         let claims = AccessClaims {
             iss: self.opts.issuer.clone(),
@@ -557,7 +677,10 @@ impl AuthService {
 
     /// `POST /auth/logout` with the refresh cookie: revokes that token's session; returns its
     /// sid (None when the cookie is unknown; answer the same way and clear the cookie).
-    pub async fn logout_refresh_token(&self, refresh_token: &str) -> Result<Option<String>, AuthError> {
+    pub async fn logout_refresh_token(
+        &self,
+        refresh_token: &str,
+    ) -> Result<Option<String>, AuthError> {
         if !is_token_shaped(refresh_token) {
             return Ok(None);
         }
@@ -582,7 +705,11 @@ impl AuthService {
     }
 
     /// `GET /auth/sessions`: the user's active sessions, `current` marking `current_sid`.
-    pub async fn list_sessions(&self, user_id: &str, current_sid: Option<&str>) -> Result<Vec<SessionInfo>, AuthError> {
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        current_sid: Option<&str>,
+    ) -> Result<Vec<SessionInfo>, AuthError> {
         let now = self.now();
         Ok(self
             .store
@@ -616,24 +743,44 @@ impl AuthService {
     /// Server-side session mode: checks the password like [`AuthService::login`] and creates a
     /// fresh session (a new id at every login: no fixation) whose secret goes into the
     /// `__Host-rampart_session` cookie.
-    pub async fn login_session(&self, req: LoginRequest<'_>) -> Result<SessionCookieGrant, AuthError> {
+    pub async fn login_session(
+        &self,
+        req: LoginRequest<'_>,
+    ) -> Result<SessionCookieGrant, AuthError> {
         let user = self.check_password(req.username, req.password).await?;
         let now = self.now();
         let cookie_value = random_token()?;
-        let session = self.new_session(&user.id, &req, now, Some(self.master.hash_secret(cookie_value.as_bytes())))?;
+        let session = self.new_session(
+            &user.id,
+            &req,
+            now,
+            Some(self.master.hash_secret(cookie_value.as_bytes())),
+        )?;
         self.store.create_session(&session, None).await?;
-        Ok(SessionCookieGrant { cookie_value, sid: session.sid, user_id: user.id, max_age: (session.expires_at - now).max(0) })
+        Ok(SessionCookieGrant {
+            cookie_value,
+            sid: session.sid,
+            user_id: user.id,
+            max_age: (session.expires_at - now).max(0),
+        })
     }
 
     /// Checks a `__Host-rampart_session` cookie value (one store lookup; activity is recorded
     /// at most once a minute).
-    pub async fn authenticate_session_cookie(&self, cookie_value: &str) -> Result<SessionIdentity, AuthError> {
+    pub async fn authenticate_session_cookie(
+        &self,
+        cookie_value: &str,
+    ) -> Result<SessionIdentity, AuthError> {
         if !is_token_shaped(cookie_value) {
             return Err(AuthError::InvalidRefresh);
         }
         let now = self.now();
         let hash = self.master.hash_secret(cookie_value.as_bytes());
-        let s = self.store.session_by_secret(&hash).await?.ok_or(AuthError::InvalidRefresh)?;
+        let s = self
+            .store
+            .session_by_secret(&hash)
+            .await?
+            .ok_or(AuthError::InvalidRefresh)?;
         if s.revoked_at.is_some() || self.revocations.is_revoked(&s.sid, now) {
             return Err(AuthError::SessionRevoked);
         }
@@ -641,10 +788,16 @@ impl AuthService {
             return Err(AuthError::SessionExpired);
         }
         if now - s.last_seen_at >= 60 {
-            let idle = now.saturating_add(secs(self.opts.session_idle_timeout)).min(s.expires_at);
+            let idle = now
+                .saturating_add(secs(self.opts.session_idle_timeout))
+                .min(s.expires_at);
             self.store.touch_session(&s.sid, now, idle).await?;
         }
-        Ok(SessionIdentity { sid: s.sid, user_id: s.user_id, expires_at: s.expires_at })
+        Ok(SessionIdentity {
+            sid: s.sid,
+            user_id: s.user_id,
+            expires_at: s.expires_at,
+        })
     }
 
     /// Adds to the local revocation set every session revoked in the store since `since`
@@ -666,7 +819,10 @@ impl AuthService {
     /// Store housekeeping (one node, e.g. hourly): deletes sessions, refresh tokens and codes
     /// that ended more than a day ago. Returns the number of rows deleted.
     pub async fn purge_expired_rows(&self) -> Result<u64, AuthError> {
-        Ok(self.store.purge_expired(self.now().saturating_sub(86400)).await?)
+        Ok(self
+            .store
+            .purge_expired(self.now().saturating_sub(86400))
+            .await?)
     }
 
     // ---------------------------------------------------------------- keys
@@ -693,16 +849,28 @@ impl AuthService {
     pub async fn rotate_keys(&self, alg: Option<KeyAlgorithm>) -> Result<KeyInfo, AuthError> {
         let now = self.now();
         let not_before = now.saturating_add(secs(self.opts.key_publish_delay));
-        let (record, _) = generate_key(alg.unwrap_or(self.opts.key_algorithm), &self.master, now, not_before)?;
-        let retire = not_before.saturating_add(secs(self.opts.access_ttl)).saturating_add(secs(self.opts.leeway));
+        let (record, _) = generate_key(
+            alg.unwrap_or(self.opts.key_algorithm),
+            &self.master,
+            now,
+            not_before,
+        )?;
+        let retire = not_before
+            .saturating_add(secs(self.opts.access_ttl))
+            .saturating_add(secs(self.opts.leeway));
         self.store.insert_signing_key(&record).await?;
         for old in self.store.list_signing_keys().await? {
             if old.kid != record.kid && old.retire_after.is_none() {
-                self.store.set_key_retire_after(&old.kid, Some(retire)).await?;
+                self.store
+                    .set_key_retire_after(&old.kid, Some(retire))
+                    .await?;
             }
         }
         self.reload_keys().await?;
-        self.list_keys().into_iter().find(|k| k.kid == record.kid).ok_or(AuthError::NotFound)
+        self.list_keys()
+            .into_iter()
+            .find(|k| k.kid == record.kid)
+            .ok_or(AuthError::NotFound)
     }
 
     /// The key signing now (the OAuth server signs ID tokens with it via [`crate::sign_jwt`]).
@@ -719,7 +887,10 @@ impl AuthService {
             .iter()
             .map(|k| KeyInfo {
                 kid: k.kid.clone(),
-                alg: serde_json::to_value(k.alg).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                alg: serde_json::to_value(k.alg)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 created_at: k.created_at,
                 not_before: k.not_before,
                 retire_after: k.retire_after,

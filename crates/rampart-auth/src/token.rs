@@ -29,7 +29,11 @@ impl OneOrMany {
 
     /// One string for one value, an array otherwise.
     pub fn from_vec(mut v: Vec<String>) -> Self {
-        if v.len() == 1 { OneOrMany::One(v.remove(0)) } else { OneOrMany::Many(v) }
+        if v.len() == 1 {
+            OneOrMany::One(v.remove(0))
+        } else {
+            OneOrMany::Many(v)
+        }
     }
 }
 

@@ -133,7 +133,12 @@ impl Verifier {
         let mut map = HashMap::new();
         map.insert(
             opts.issuer.clone(),
-            IssuerKeys { audience: opts.audience.clone(), required_typ: Some(ACCESS_TOKEN_TYP.into()), own: true, keys: HashMap::new() },
+            IssuerKeys {
+                audience: opts.audience.clone(),
+                required_typ: Some(ACCESS_TOKEN_TYP.into()),
+                own: true,
+                keys: HashMap::new(),
+            },
         );
         Self {
             own_issuer: opts.issuer.clone(),
@@ -156,12 +161,22 @@ impl Verifier {
         let mut map: HashMap<String, IssuerKeys> = guard
             .iter()
             .map(|(k, v)| {
-                (k.clone(), IssuerKeys { audience: v.audience.clone(), required_typ: v.required_typ.clone(), own: v.own, keys: v.keys.clone() })
+                (
+                    k.clone(),
+                    IssuerKeys {
+                        audience: v.audience.clone(),
+                        required_typ: v.required_typ.clone(),
+                        own: v.own,
+                        keys: v.keys.clone(),
+                    },
+                )
             })
             .collect();
         f(&mut map);
         let kids = |m: &HashMap<String, IssuerKeys>| -> HashSet<(String, String)> {
-            m.iter().flat_map(|(iss, v)| v.keys.keys().map(move |k| (iss.clone(), k.clone()))).collect()
+            m.iter()
+                .flat_map(|(iss, v)| v.keys.keys().map(move |k| (iss.clone(), k.clone())))
+                .collect()
         };
         let changed = kids(&map) != kids(&guard);
         *guard = Arc::new(map);
@@ -174,8 +189,12 @@ impl Verifier {
     /// Replaces our own verification keys with the live keys of `keys` at `now`.
     pub fn set_own_keys(&self, keys: &KeySet, now: i64) {
         let own = self.own_issuer.clone();
-        let live: HashMap<String, Arc<KeyEntry>> =
-            keys.keys.iter().filter(|k| k.is_live(now)).map(|k| (k.kid.clone(), k.clone())).collect();
+        let live: HashMap<String, Arc<KeyEntry>> = keys
+            .keys
+            .iter()
+            .filter(|k| k.is_live(now))
+            .map(|k| (k.kid.clone(), k.clone()))
+            .collect();
         self.update(|m| {
             if let Some(e) = m.get_mut(&own) {
                 e.keys = live;
@@ -186,11 +205,20 @@ impl Verifier {
     /// Accepts tokens of an outside issuer, verified with the keys of `jwks` (a JWKS document;
     /// fetching it is the gateway's job). Unusable keys (symmetric, unknown types) are skipped.
     /// Returns how many keys were loaded.
-    pub fn set_trusted_issuer(&self, issuer: &TrustedIssuer, jwks: &Value) -> Result<usize, AuthError> {
+    pub fn set_trusted_issuer(
+        &self,
+        issuer: &TrustedIssuer,
+        jwks: &Value,
+    ) -> Result<usize, AuthError> {
         if issuer.issuer == self.own_issuer {
-            return Err(AuthError::InvalidInput("a trusted issuer cannot be our own issuer".into()));
+            return Err(AuthError::InvalidInput(
+                "a trusted issuer cannot be our own issuer".into(),
+            ));
         }
-        let list = jwks.get("keys").and_then(Value::as_array).ok_or_else(|| AuthError::InvalidInput("JWKS without keys".into()))?;
+        let list = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| AuthError::InvalidInput("JWKS without keys".into()))?;
         let mut keys = HashMap::new();
         for jwk in list {
             match KeyEntry::from_public_jwk(jwk) {
@@ -201,7 +229,12 @@ impl Verifier {
             }
         }
         let n = keys.len();
-        let entry = IssuerKeys { audience: issuer.audience.clone(), required_typ: issuer.required_typ.clone(), own: false, keys };
+        let entry = IssuerKeys {
+            audience: issuer.audience.clone(),
+            required_typ: issuer.required_typ.clone(),
+            own: false,
+            keys,
+        };
         self.update(|m| {
             m.insert(issuer.issuer.clone(), entry);
         });
@@ -209,20 +242,33 @@ impl Verifier {
     }
 
     /// Verifies the `Authorization` header value of a request and checks `required_scopes`.
-    pub fn authenticate(&self, authorization: Option<&str>, required_scopes: &[String]) -> AuthOutcome {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        required_scopes: &[String],
+    ) -> AuthOutcome {
         self.authenticate_at(authorization, required_scopes, now_unix())
     }
 
     /// [`Verifier::authenticate`] as of `now` (Unix seconds).
-    pub fn authenticate_at(&self, authorization: Option<&str>, required_scopes: &[String], now: i64) -> AuthOutcome {
-        let Some(value) = authorization else { return AuthOutcome::Denied(AuthError::MissingCredentials) };
+    pub fn authenticate_at(
+        &self,
+        authorization: Option<&str>,
+        required_scopes: &[String],
+        now: i64,
+    ) -> AuthOutcome {
+        let Some(value) = authorization else {
+            return AuthOutcome::Denied(AuthError::MissingCredentials);
+        };
         let token = match value.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => return AuthOutcome::Denied(AuthError::MissingCredentials),
         };
         match self.verify_at(token, now) {
             Ok(t) if t.has_scopes(required_scopes) => AuthOutcome::Authenticated(t),
-            Ok(_) => AuthOutcome::Denied(AuthError::InsufficientScope { required: required_scopes.to_vec() }),
+            Ok(_) => AuthOutcome::Denied(AuthError::InsufficientScope {
+                required: required_scopes.to_vec(),
+            }),
             Err(e) => AuthOutcome::Denied(e),
         }
     }
@@ -270,7 +316,8 @@ impl Verifier {
         }
         if self.cache.len() >= self.cache_capacity {
             let leeway = self.leeway;
-            self.cache.retain(|_, v| now <= v.expires_at.saturating_add(leeway));
+            self.cache
+                .retain(|_, v| now <= v.expires_at.saturating_add(leeway));
             if self.cache.len() >= self.cache_capacity {
                 self.cache.clear();
             }
@@ -285,7 +332,9 @@ impl Verifier {
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, AuthError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(AuthError::MalformedToken);
         };
         if h.is_empty() || p.is_empty() {
@@ -316,7 +365,9 @@ impl Verifier {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(AuthError::MalformedToken)?;
         let issuers = read(&self.issuers);
-        let iss_keys = issuers.get(&payload_issuer.iss).ok_or(AuthError::WrongIssuer)?;
+        let iss_keys = issuers
+            .get(&payload_issuer.iss)
+            .ok_or(AuthError::WrongIssuer)?;
         let key = iss_keys.keys.get(kid).ok_or(AuthError::UnknownKey)?;
         if header.alg != key.alg {
             return Err(AuthError::AlgorithmMismatch);
@@ -333,18 +384,24 @@ impl Verifier {
         validation.leeway = 0;
         validation.validate_exp = false; // checked below against `now`, with our leeway
         validation.validate_nbf = false;
-        validation.required_spec_claims = ["exp", "iss", "aud", "sub"].iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<HashSet<_>>();
         validation.set_issuer(&[payload_issuer.iss.as_str()]);
         validation.set_audience(&iss_keys.audience);
-        let data = decode::<RawClaims>(token, &key.decoding, &validation).map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::AlgorithmMismatch,
-            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience,
-            ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-            ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
-            _ => AuthError::MalformedToken,
-        })?;
+        let data =
+            decode::<RawClaims>(token, &key.decoding, &validation).map_err(|e| match e.kind() {
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                    AuthError::AlgorithmMismatch
+                }
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+                _ => AuthError::MalformedToken,
+            })?;
         let c = data.claims;
         if c.iss != payload_issuer.iss {
             return Err(AuthError::WrongIssuer);
@@ -356,7 +413,11 @@ impl Verifier {
         if now > c.exp.saturating_add(self.leeway) {
             return Err(AuthError::TokenExpired);
         }
-        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) || c.iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+        if c.nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+            || c.iat
+                .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
             return Err(AuthError::TokenNotYetValid);
         }
         let scopes = match (c.scope, c.scp) {

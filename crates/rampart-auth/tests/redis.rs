@@ -9,12 +9,25 @@ use rampart_auth::redis_sync::RedisRevocations;
 use rampart_auth::{RevocationList, RevocationSink};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_redis(port: u16) -> Option<Child> {
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -83,7 +96,10 @@ async fn revocations_reach_other_nodes_and_resync_after_reconnect() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "publisher reconnects");
-    eventually("post-reconnect revocation arrives", || b_list.is_revoked("after", now)).await;
+    eventually("post-reconnect revocation arrives", || {
+        b_list.is_revoked("after", now)
+    })
+    .await;
 
     task.abort();
     redis.kill().unwrap();

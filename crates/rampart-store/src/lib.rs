@@ -105,13 +105,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The session whose cookie secret hashes to `secret_hash`.
     async fn session_by_secret(&self, secret_hash: &[u8]) -> Result<Option<Session>, StoreError>;
     /// The user's sessions that are neither revoked nor expired at `now`, newest first.
-    async fn list_active_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError>;
+    async fn list_active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<Session>, StoreError>;
     /// Records activity: `last_seen_at = now`, `idle_expires_at` (capped by the caller).
-    async fn touch_session(&self, sid: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError>;
+    async fn touch_session(
+        &self,
+        sid: &str,
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<(), StoreError>;
     /// Revokes a session and its whole refresh family; true when it was not revoked before.
     async fn revoke_session(&self, sid: &str, now: i64) -> Result<bool, StoreError>;
     /// Revokes every unrevoked session of a user (and their families); returns their sids.
-    async fn revoke_user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<String>, StoreError>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError>;
     /// Sessions revoked at or after `since` with their absolute end, for re-syncing revocation
     /// lists: `(sid, revoked_at)`.
     async fn revoked_sessions_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
@@ -135,7 +148,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every signing key, oldest first.
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Sets when a key stops being published and verifying; false when no such kid.
-    async fn set_key_retire_after(&self, kid: &str, retire_after: Option<i64>) -> Result<bool, StoreError>;
+    async fn set_key_retire_after(
+        &self,
+        kid: &str,
+        retire_after: Option<i64>,
+    ) -> Result<bool, StoreError>;
     /// Deletes a key (after it retired); false when no such kid.
     async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError>;
 
@@ -161,7 +178,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Stores a new authorization code (hashed).
     async fn insert_auth_code(&self, code: &AuthCode) -> Result<(), StoreError>;
     /// Atomically marks the code used when it is unused and unexpired at `now`.
-    async fn consume_auth_code(&self, code_hash: &[u8], now: i64) -> Result<CodeOutcome, StoreError>;
+    async fn consume_auth_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<CodeOutcome, StoreError>;
 }
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`), creating the SQLite

@@ -34,18 +34,18 @@ pub(crate) const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS ram
 )";
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
-Migration {
-    version: 1,
-    name: "initial",
-    statements: &[
-        "CREATE TABLE users (
+    Migration {
+        version: 1,
+        name: "initial",
+        statements: &[
+            "CREATE TABLE users (
             id TEXT PRIMARY KEY,
             username TEXT NOT NULL UNIQUE,
             password_hash TEXT NOT NULL,
             disabled BOOLEAN NOT NULL DEFAULT FALSE,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE sessions (
+            "CREATE TABLE sessions (
             sid TEXT PRIMARY KEY,
             user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
             secret_hash {bytes} UNIQUE,
@@ -57,9 +57,9 @@ Migration {
             user_agent TEXT,
             revoked_at BIGINT
         )",
-        "CREATE INDEX sessions_user ON sessions (user_id)",
-        "CREATE INDEX sessions_revoked ON sessions (revoked_at)",
-        "CREATE TABLE refresh_tokens (
+            "CREATE INDEX sessions_user ON sessions (user_id)",
+            "CREATE INDEX sessions_revoked ON sessions (revoked_at)",
+            "CREATE TABLE refresh_tokens (
             hash {bytes} PRIMARY KEY,
             sid TEXT NOT NULL REFERENCES sessions(sid) ON DELETE CASCADE,
             generation BIGINT NOT NULL,
@@ -69,8 +69,8 @@ Migration {
             successor_hash {bytes},
             revoked BOOLEAN NOT NULL DEFAULT FALSE
         )",
-        "CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid)",
-        "CREATE TABLE signing_keys (
+            "CREATE INDEX refresh_tokens_sid ON refresh_tokens (sid)",
+            "CREATE TABLE signing_keys (
             kid TEXT PRIMARY KEY,
             alg TEXT NOT NULL,
             private_key_enc {bytes} NOT NULL,
@@ -79,7 +79,7 @@ Migration {
             not_before BIGINT NOT NULL,
             retire_after BIGINT
         )",
-        "CREATE TABLE api_keys (
+            "CREATE TABLE api_keys (
             id TEXT PRIMARY KEY,
             prefix TEXT NOT NULL UNIQUE,
             hash {bytes} NOT NULL,
@@ -90,7 +90,7 @@ Migration {
             expires_at BIGINT,
             revoked BOOLEAN NOT NULL DEFAULT FALSE
         )",
-        "CREATE TABLE oauth_clients (
+            "CREATE TABLE oauth_clients (
             client_id TEXT PRIMARY KEY,
             secret_hash {bytes},
             name TEXT NOT NULL,
@@ -99,7 +99,7 @@ Migration {
             grant_types TEXT NOT NULL,
             created_at BIGINT NOT NULL
         )",
-        "CREATE TABLE auth_codes (
+            "CREATE TABLE auth_codes (
             code_hash {bytes} PRIMARY KEY,
             client_id TEXT NOT NULL REFERENCES oauth_clients(client_id) ON DELETE CASCADE,
             user_id TEXT NOT NULL,
@@ -113,16 +113,17 @@ Migration {
             expires_at BIGINT NOT NULL,
             used BOOLEAN NOT NULL DEFAULT FALSE
         )",
-    ],
-},
-Migration {
-    version: 2,
-    name: "session_client_and_scopes",
-    statements: &[
-        "ALTER TABLE sessions ADD COLUMN client_id TEXT",
-        "ALTER TABLE sessions ADD COLUMN scopes TEXT NOT NULL DEFAULT ''",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "session_client_and_scopes",
+        statements: &[
+            "ALTER TABLE sessions ADD COLUMN client_id TEXT",
+            "ALTER TABLE sessions ADD COLUMN scopes TEXT NOT NULL DEFAULT ''",
+        ],
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::migrate::{self, Dialect};
@@ -29,7 +31,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: Duration::from_secs(5), pg_schema: None }
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            pg_schema: None,
+        }
     }
 }
 
@@ -62,17 +68,21 @@ macro_rules! with_pool {
 
 fn map_err(e: sqlx::Error) -> StoreError {
     match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
         sqlx::Error::Database(db) => StoreError::Database(db.message().to_string()),
         sqlx::Error::Io(e) => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Tls(e) => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a connection".into()),
+        sqlx::Error::PoolTimedOut => {
+            StoreError::Unavailable("timed out waiting for a connection".into())
+        }
         sqlx::Error::PoolClosed => StoreError::Unavailable("pool closed".into()),
         sqlx::Error::WorkerCrashed => StoreError::Unavailable("database worker crashed".into()),
         sqlx::Error::Protocol(m) => StoreError::Unavailable(m),
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
-            StoreError::Corrupt(e.to_string())
-        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_) => StoreError::Corrupt(e.to_string()),
         other => StoreError::Database(other.to_string()),
     }
 }
@@ -81,7 +91,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
 fn join_list(items: &[String]) -> Result<String, StoreError> {
     for item in items {
         if item.is_empty() || item.chars().any(char::is_whitespace) {
-            return Err(StoreError::InvalidValue(format!("list entry {item:?} is empty or has whitespace")));
+            return Err(StoreError::InvalidValue(format!(
+                "list entry {item:?} is empty or has whitespace"
+            )));
         }
     }
     Ok(items.join(" "))
@@ -216,7 +228,9 @@ fn valid_schema_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
 }
 
 fn now_secs() -> i64 {
@@ -235,12 +249,17 @@ impl SqlStore {
 
     /// [`SqlStore::open`] with explicit options.
     pub async fn open_with(url: &str, opts: StoreOptions) -> Result<Self, StoreError> {
-        let store = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        let store = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             Self::open_sqlite(Path::new(path), &opts).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Self::open_postgres(url, &opts).await?
         } else {
-            return Err(StoreError::InvalidUrl("expected sqlite://PATH or postgres://...".into()));
+            return Err(StoreError::InvalidUrl(
+                "expected sqlite://PATH or postgres://...".into(),
+            ));
         };
         store.migrate().await?;
         Ok(store)
@@ -248,12 +267,14 @@ impl SqlStore {
 
     async fn open_sqlite(path: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
         if path.as_os_str().is_empty() || path.to_string_lossy().contains('?') {
-            return Err(StoreError::InvalidUrl("sqlite:// needs a file path without query".into()));
+            return Err(StoreError::InvalidUrl(
+                "sqlite:// needs a file path without query".into(),
+            ));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", parent.display())))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                StoreError::Unavailable(format!("creating {}: {e}", parent.display()))
+            })?;
         }
         let connect = SqliteConnectOptions::new()
             .filename(path)
@@ -268,11 +289,14 @@ impl SqlStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        Ok(Self { backend: Backend::Sqlite(pool) })
+        Ok(Self {
+            backend: Backend::Sqlite(pool),
+        })
     }
 
     async fn open_postgres(url: &str, opts: &StoreOptions) -> Result<Self, StoreError> {
-        let mut connect = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let mut connect =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         if let Some(schema) = &opts.pg_schema {
             if !valid_schema_name(schema) {
                 return Err(StoreError::InvalidValue(format!("schema name {schema:?}")));
@@ -284,10 +308,12 @@ impl SqlStore {
                 .connect_with(connect.clone())
                 .await
                 .map_err(map_err)?;
-            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-                .execute(&pool)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&pool)
+            .await
+            .map_err(map_err)?;
             pool.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }
@@ -297,7 +323,9 @@ impl SqlStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        Ok(Self { backend: Backend::Postgres(pool) })
+        Ok(Self {
+            backend: Backend::Postgres(pool),
+        })
     }
 
     /// Drops a PostgreSQL schema with everything in it (test clean-up); no-op for SQLite.
@@ -306,10 +334,12 @@ impl SqlStore {
             return Err(StoreError::InvalidValue(format!("schema name {schema:?}")));
         }
         if let Backend::Postgres(p) = &self.backend {
-            sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
-                .execute(p)
-                .await
-                .map_err(map_err)?;
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(p)
+            .await
+            .map_err(map_err)?;
         }
         Ok(())
     }
@@ -410,7 +440,11 @@ impl Store for SqlStore {
             .bind(password_hash).bind(id).execute(p).await.map(|r| r.rows_affected() > 0).map_err(map_err))
     }
 
-    async fn create_session(&self, s: &Session, first: Option<&RefreshToken>) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        s: &Session,
+        first: Option<&RefreshToken>,
+    ) -> Result<(), StoreError> {
         let scopes = join_list(&s.scopes)?;
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
@@ -445,7 +479,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn list_active_sessions(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+    async fn list_active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<Session>, StoreError> {
         with_pool!(self, p => {
             let rows = sqlx::query("SELECT sid, user_id, secret_hash, created_at, last_seen_at, idle_expires_at, expires_at, client_addr, user_agent, revoked_at, client_id, scopes FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND expires_at > $2 ORDER BY created_at DESC, sid")
                 .bind(user_id).bind(now).fetch_all(p).await.map_err(map_err)?;
@@ -455,7 +493,12 @@ impl Store for SqlStore {
         })
     }
 
-    async fn touch_session(&self, sid: &str, now: i64, idle_expires_at: i64) -> Result<(), StoreError> {
+    async fn touch_session(
+        &self,
+        sid: &str,
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<(), StoreError> {
         with_pool!(self, p => sqlx::query("UPDATE sessions SET last_seen_at = $1, idle_expires_at = $2 WHERE sid = $3 AND revoked_at IS NULL")
             .bind(now).bind(idle_expires_at).bind(sid).execute(p).await.map(|_| ()).map_err(map_err))
     }
@@ -472,7 +515,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn revoke_user_sessions(&self, user_id: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
             let rows = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL RETURNING sid")
@@ -506,7 +553,13 @@ impl Store for SqlStore {
         })
     }
 
-    async fn rotate_refresh(&self, old_hash: &[u8], t: &RefreshToken, now: i64, idle_expires_at: i64) -> Result<RotateOutcome, StoreError> {
+    async fn rotate_refresh(
+        &self,
+        old_hash: &[u8],
+        t: &RefreshToken,
+        now: i64,
+        idle_expires_at: i64,
+    ) -> Result<RotateOutcome, StoreError> {
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
             // The compare-and-swap: only one caller can see rotated_at IS NULL.
@@ -557,7 +610,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn set_key_retire_after(&self, kid: &str, retire_after: Option<i64>) -> Result<bool, StoreError> {
+    async fn set_key_retire_after(
+        &self,
+        kid: &str,
+        retire_after: Option<i64>,
+    ) -> Result<bool, StoreError> {
         with_pool!(self, p => sqlx::query("UPDATE signing_keys SET retire_after = $1 WHERE kid = $2")
             .bind(retire_after).bind(kid).execute(p).await.map(|r| r.rows_affected() > 0).map_err(map_err))
     }
@@ -643,7 +700,11 @@ impl Store for SqlStore {
             .execute(p).await.map(|_| ()).map_err(map_err))
     }
 
-    async fn consume_auth_code(&self, code_hash: &[u8], now: i64) -> Result<CodeOutcome, StoreError> {
+    async fn consume_auth_code(
+        &self,
+        code_hash: &[u8],
+        now: i64,
+    ) -> Result<CodeOutcome, StoreError> {
         with_pool!(self, p => {
             let row = sqlx::query("UPDATE auth_codes SET used = TRUE WHERE code_hash = $1 AND used = FALSE AND expires_at > $2 RETURNING code_hash, client_id, user_id, sid, redirect_uri, scopes, code_challenge, challenge_method, nonce, created_at, expires_at, used")
                 .bind(code_hash).bind(now).fetch_optional(p).await.map_err(map_err)?;
@@ -664,13 +725,26 @@ mod tests {
     #[tokio::test]
     async fn sqlite_runs_wal_with_full_sync() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqlStore::open(&format!("sqlite://{}/p.db", dir.path().display())).await.unwrap();
-        let Backend::Sqlite(p) = &s.backend else { panic!("not sqlite") };
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(p).await.unwrap();
+        let s = SqlStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+        let Backend::Sqlite(p) = &s.backend else {
+            panic!("not sqlite")
+        };
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(p)
+            .await
+            .unwrap();
         assert_eq!(mode, "wal");
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(p).await.unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(p)
+            .await
+            .unwrap();
         assert_eq!(sync, 2, "FULL");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(p).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(p)
+            .await
+            .unwrap();
         assert_eq!(fk, 1);
     }
 

@@ -17,7 +17,8 @@ fn rand_hex(n: usize) -> String {
 }
 
 fn pg_url() -> String {
-    std::env::var("RAMPART_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("RAMPART_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn with_backends<F, Fut>(f: F)
@@ -32,7 +33,10 @@ where
     s.close().await;
 
     let schema = format!("rs_test_{}", rand_hex(6));
-    let opts = StoreOptions { pg_schema: Some(schema.clone()), ..StoreOptions::default() };
+    let opts = StoreOptions {
+        pg_schema: Some(schema.clone()),
+        ..StoreOptions::default()
+    };
     match SqlStore::open_with(&pg_url(), opts).await {
         Ok(s) => {
             let s = Arc::new(s);
@@ -40,13 +44,24 @@ where
             s.drop_pg_schema(&schema).await.unwrap();
             s.close().await;
         }
-        Err(e) if std::env::var("RAMPART_TEST_PG_OPTIONAL").is_ok() => eprintln!("skipping PostgreSQL: {e}"),
-        Err(e) => panic!("PostgreSQL at {} unreachable ({e}); set RAMPART_TEST_PG_OPTIONAL=1 to skip", pg_url()),
+        Err(e) if std::env::var("RAMPART_TEST_PG_OPTIONAL").is_ok() => {
+            eprintln!("skipping PostgreSQL: {e}")
+        }
+        Err(e) => panic!(
+            "PostgreSQL at {} unreachable ({e}); set RAMPART_TEST_PG_OPTIONAL=1 to skip",
+            pg_url()
+        ),
     }
 }
 
 fn user(name: &str) -> User {
-    User { id: format!("u-{name}"), username: name.into(), password_hash: "$argon2id$x".into(), disabled: false, created_at: 100 }
+    User {
+        id: format!("u-{name}"),
+        username: name.into(),
+        password_hash: "$argon2id$x".into(),
+        disabled: false,
+        created_at: 100,
+    }
 }
 
 fn session(sid: &str, user_id: &str, now: i64) -> Session {
@@ -83,10 +98,20 @@ fn token(hash: &[u8], sid: &str, generation: i64, now: i64) -> RefreshToken {
 async fn users_unique_and_disable() {
     with_backends(|s| async move {
         s.create_user(&user("alice")).await.unwrap();
-        assert!(matches!(s.create_user(&User { id: "other".into(), ..user("alice") }).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.create_user(&User {
+                id: "other".into(),
+                ..user("alice")
+            })
+            .await,
+            Err(StoreError::Conflict(_))
+        ));
         let u = s.user_by_name("alice").await.unwrap().unwrap();
         assert_eq!(u, user("alice"));
-        assert_eq!(s.user_by_id("u-alice").await.unwrap().unwrap().username, "alice");
+        assert_eq!(
+            s.user_by_id("u-alice").await.unwrap().unwrap().username,
+            "alice"
+        );
         assert!(s.user_by_name("bob").await.unwrap().is_none());
         // Injection-looking input is just data.
         assert!(s.user_by_name("' OR 1=1 --").await.unwrap().is_none());
@@ -96,7 +121,10 @@ async fn users_unique_and_disable() {
         assert!(s.user_by_name("alice").await.unwrap().unwrap().disabled);
         assert!(!s.set_user_disabled("nobody", true).await.unwrap());
         assert!(s.set_user_password("u-bob", "new").await.unwrap());
-        assert_eq!(s.user_by_id("u-bob").await.unwrap().unwrap().password_hash, "new");
+        assert_eq!(
+            s.user_by_id("u-bob").await.unwrap().unwrap().password_hash,
+            "new"
+        );
         s.ping().await.unwrap();
     })
     .await;
@@ -109,40 +137,97 @@ async fn sessions_and_refresh_cas() {
         let now = 1000;
         let mut sess = session("sid1", "u-alice", now);
         sess.secret_hash = Some(vec![9; 32]);
-        s.create_session(&sess, Some(&token(&[1; 32], "sid1", 0, now))).await.unwrap();
+        s.create_session(&sess, Some(&token(&[1; 32], "sid1", 0, now)))
+            .await
+            .unwrap();
         assert_eq!(s.session("sid1").await.unwrap().unwrap(), sess);
-        assert_eq!(s.session_by_secret(&[9; 32]).await.unwrap().unwrap().sid, "sid1");
-        assert_eq!(s.list_active_sessions("u-alice", now).await.unwrap().len(), 1);
-        assert_eq!(s.list_active_sessions("u-alice", now + 1800).await.unwrap().len(), 0, "idle expired");
+        assert_eq!(
+            s.session_by_secret(&[9; 32]).await.unwrap().unwrap().sid,
+            "sid1"
+        );
+        assert_eq!(
+            s.list_active_sessions("u-alice", now).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            s.list_active_sessions("u-alice", now + 1800)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "idle expired"
+        );
 
         // Rotation: the first CAS wins, a second one on the same token loses.
         let succ = token(&[2; 32], "sid1", 1, now + 5);
-        assert_eq!(s.rotate_refresh(&[1; 32], &succ, now + 5, now + 5 + 1800).await.unwrap(), RotateOutcome::Rotated);
+        assert_eq!(
+            s.rotate_refresh(&[1; 32], &succ, now + 5, now + 5 + 1800)
+                .await
+                .unwrap(),
+            RotateOutcome::Rotated
+        );
         let other = token(&[3; 32], "sid1", 1, now + 5);
-        assert_eq!(s.rotate_refresh(&[1; 32], &other, now + 5, now + 5 + 1800).await.unwrap(), RotateOutcome::Lost);
-        assert!(s.refresh_token(&[3; 32]).await.unwrap().is_none(), "loser inserted nothing");
+        assert_eq!(
+            s.rotate_refresh(&[1; 32], &other, now + 5, now + 5 + 1800)
+                .await
+                .unwrap(),
+            RotateOutcome::Lost
+        );
+        assert!(
+            s.refresh_token(&[3; 32]).await.unwrap().is_none(),
+            "loser inserted nothing"
+        );
         let old = s.refresh_token(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(old.rotated_at, Some(now + 5));
         assert_eq!(old.successor_hash.as_deref(), Some(&[2u8; 32][..]));
-        assert_eq!(s.session("sid1").await.unwrap().unwrap().last_seen_at, now + 5);
+        assert_eq!(
+            s.session("sid1").await.unwrap().unwrap().last_seen_at,
+            now + 5
+        );
 
-        s.touch_session("sid1", now + 10, now + 10 + 1800).await.unwrap();
-        assert_eq!(s.session("sid1").await.unwrap().unwrap().idle_expires_at, now + 1810);
+        s.touch_session("sid1", now + 10, now + 10 + 1800)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.session("sid1").await.unwrap().unwrap().idle_expires_at,
+            now + 1810
+        );
 
         assert!(s.revoke_session("sid1", now + 20).await.unwrap());
         assert!(!s.revoke_session("sid1", now + 21).await.unwrap());
         assert!(s.refresh_token(&[2; 32]).await.unwrap().unwrap().revoked);
         let t3 = token(&[4; 32], "sid1", 2, now + 22);
-        assert_eq!(s.rotate_refresh(&[2; 32], &t3, now + 22, now + 1822).await.unwrap(), RotateOutcome::Lost, "revoked family");
-        assert_eq!(s.revoked_sessions_since(now).await.unwrap(), vec![("sid1".to_string(), now + 20)]);
+        assert_eq!(
+            s.rotate_refresh(&[2; 32], &t3, now + 22, now + 1822)
+                .await
+                .unwrap(),
+            RotateOutcome::Lost,
+            "revoked family"
+        );
+        assert_eq!(
+            s.revoked_sessions_since(now).await.unwrap(),
+            vec![("sid1".to_string(), now + 20)]
+        );
 
-        s.create_session(&session("sid2", "u-alice", now), None).await.unwrap();
-        s.create_session(&session("sid3", "u-alice", now), Some(&token(&[5; 32], "sid3", 0, now))).await.unwrap();
+        s.create_session(&session("sid2", "u-alice", now), None)
+            .await
+            .unwrap();
+        s.create_session(
+            &session("sid3", "u-alice", now),
+            Some(&token(&[5; 32], "sid3", 0, now)),
+        )
+        .await
+        .unwrap();
         let mut sids = s.revoke_user_sessions("u-alice", now + 30).await.unwrap();
         sids.sort();
         assert_eq!(sids, vec!["sid2".to_string(), "sid3".to_string()]);
         assert!(s.refresh_token(&[5; 32]).await.unwrap().unwrap().revoked);
-        assert!(s.list_active_sessions("u-alice", now + 31).await.unwrap().is_empty());
+        assert!(
+            s.list_active_sessions("u-alice", now + 31)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(s.purge_expired(now + 86400 + 1).await.unwrap() >= 3);
         assert!(s.session("sid1").await.unwrap().is_none());
     })
@@ -153,12 +238,19 @@ async fn sessions_and_refresh_cas() {
 async fn concurrent_rotations_have_one_winner() {
     with_backends(|s| async move {
         s.create_user(&user("alice")).await.unwrap();
-        s.create_session(&session("sid", "u-alice", 0), Some(&token(&[1; 32], "sid", 0, 0))).await.unwrap();
+        s.create_session(
+            &session("sid", "u-alice", 0),
+            Some(&token(&[1; 32], "sid", 0, 0)),
+        )
+        .await
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..8u8 {
             let s = s.clone();
             tasks.push(tokio::spawn(async move {
-                s.rotate_refresh(&[1; 32], &token(&[10 + i; 32], "sid", 1, 1), 1, 1801).await.unwrap()
+                s.rotate_refresh(&[1; 32], &token(&[10 + i; 32], "sid", 1, 1), 1, 1801)
+                    .await
+                    .unwrap()
             }));
         }
         let mut wins = 0;
@@ -185,9 +277,15 @@ async fn keys_api_keys_clients_codes() {
             retire_after: None,
         };
         s.insert_signing_key(&k).await.unwrap();
-        assert!(matches!(s.insert_signing_key(&k).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.insert_signing_key(&k).await,
+            Err(StoreError::Conflict(_))
+        ));
         assert!(s.set_key_retire_after("k1", Some(99)).await.unwrap());
-        assert_eq!(s.list_signing_keys().await.unwrap()[0].retire_after, Some(99));
+        assert_eq!(
+            s.list_signing_keys().await.unwrap()[0].retire_after,
+            Some(99)
+        );
         assert!(s.delete_signing_key("k1").await.unwrap());
         assert!(s.list_signing_keys().await.unwrap().is_empty());
 
@@ -205,7 +303,13 @@ async fn keys_api_keys_clients_codes() {
         s.create_api_key(&a).await.unwrap();
         assert_eq!(s.api_key_by_prefix("pre1").await.unwrap().unwrap(), a);
         assert!(matches!(
-            s.create_api_key(&ApiKeyRecord { scopes: vec!["a b".into()], id: "a2".into(), prefix: "p2".into(), ..a.clone() }).await,
+            s.create_api_key(&ApiKeyRecord {
+                scopes: vec!["a b".into()],
+                id: "a2".into(),
+                prefix: "p2".into(),
+                ..a.clone()
+            })
+            .await,
             Err(StoreError::InvalidValue(_))
         ));
         assert!(s.revoke_api_key("pre1").await.unwrap());
@@ -239,12 +343,19 @@ async fn keys_api_keys_clients_codes() {
             used: false,
         };
         s.insert_auth_code(&code).await.unwrap();
-        assert_eq!(s.consume_auth_code(&[3; 32], 80).await.unwrap(), CodeOutcome::NotFound, "expired");
+        assert_eq!(
+            s.consume_auth_code(&[3; 32], 80).await.unwrap(),
+            CodeOutcome::NotFound,
+            "expired"
+        );
         match s.consume_auth_code(&[3; 32], 20).await.unwrap() {
             CodeOutcome::Consumed(c) => assert_eq!(c.nonce.as_deref(), Some("n")),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(s.consume_auth_code(&[3; 32], 21).await.unwrap(), CodeOutcome::AlreadyUsed(_)));
+        assert!(matches!(
+            s.consume_auth_code(&[3; 32], 21).await.unwrap(),
+            CodeOutcome::AlreadyUsed(_)
+        ));
         assert!(s.delete_client("app").await.unwrap());
         assert!(s.client("app").await.unwrap().is_none());
     })
@@ -260,21 +371,29 @@ async fn reopen_keeps_data_and_migrations_are_idempotent() {
     s.close().await;
     let s = SqlStore::open(&url).await.unwrap();
     assert!(s.user_by_name("alice").await.unwrap().is_some());
-    assert!(matches!(SqlStore::open("mysql://x").await, Err(StoreError::InvalidUrl(_))));
+    assert!(matches!(
+        SqlStore::open("mysql://x").await,
+        Err(StoreError::InvalidUrl(_))
+    ));
 }
 
 /// Child side of the kill -9 test: commits users and sessions in a loop, printing each id only
 /// after its commit returned. Does nothing unless started by `kill9_loses_no_committed_row`.
 #[tokio::test]
 async fn kill9_child() {
-    let Ok(url) = std::env::var("RAMPART_STORE_KILL9_URL") else { return };
+    let Ok(url) = std::env::var("RAMPART_STORE_KILL9_URL") else {
+        return;
+    };
     let s = SqlStore::open(&url).await.unwrap();
     for i in 0.. {
         let name = format!("user{i}");
         s.create_user(&user(&name)).await.unwrap();
-        s.create_session(&session(&format!("sid{i}"), &format!("u-{name}"), i), Some(&token(&(i as u32).to_be_bytes(), &format!("sid{i}"), 0, i)))
-            .await
-            .unwrap();
+        s.create_session(
+            &session(&format!("sid{i}"), &format!("u-{name}"), i),
+            Some(&token(&(i as u32).to_be_bytes(), &format!("sid{i}"), 0, i)),
+        )
+        .await
+        .unwrap();
         s.insert_signing_key(&SigningKeyRecord {
             kid: format!("kid{i}"),
             alg: "EdDSA".into(),
@@ -320,12 +439,27 @@ async fn kill9_loses_no_committed_row() {
     let s = SqlStore::open(&url).await.unwrap();
     let committed_copy = committed.clone();
     for i in committed {
-        assert!(s.user_by_name(&format!("user{i}")).await.unwrap().is_some(), "user{i} lost");
+        assert!(
+            s.user_by_name(&format!("user{i}")).await.unwrap().is_some(),
+            "user{i} lost"
+        );
         let sess = s.session(&format!("sid{i}")).await.unwrap();
         assert!(sess.is_some(), "sid{i} lost");
-        assert!(s.refresh_token(&(i as u32).to_be_bytes()).await.unwrap().is_some(), "token {i} lost");
+        assert!(
+            s.refresh_token(&(i as u32).to_be_bytes())
+                .await
+                .unwrap()
+                .is_some(),
+            "token {i} lost"
+        );
     }
-    let keys: std::collections::HashSet<String> = s.list_signing_keys().await.unwrap().into_iter().map(|k| k.kid).collect();
+    let keys: std::collections::HashSet<String> = s
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
     for i in &committed_copy {
         assert!(keys.contains(&format!("kid{i}")), "key {i} lost");
     }

@@ -34,7 +34,8 @@ pub fn opts() -> AuthOptions {
 }
 
 pub fn pg_url() -> String {
-    std::env::var("RAMPART_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("RAMPART_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn rand_hex() -> String {
@@ -51,29 +52,45 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqlStore::open(&format!("sqlite://{}/a.db", dir.path().display())).await.unwrap();
+    let s = SqlStore::open(&format!("sqlite://{}/a.db", dir.path().display()))
+        .await
+        .unwrap();
     f(Arc::new(s.clone()), "sqlite").await;
     s.close().await;
 
     let schema = format!("ra_test_{}", rand_hex());
-    let o = StoreOptions { pg_schema: Some(schema.clone()), ..StoreOptions::default() };
+    let o = StoreOptions {
+        pg_schema: Some(schema.clone()),
+        ..StoreOptions::default()
+    };
     match SqlStore::open_with(&pg_url(), o).await {
         Ok(s) => {
             f(Arc::new(s.clone()), "postgres").await;
             s.drop_pg_schema(&schema).await.unwrap();
             s.close().await;
         }
-        Err(e) if std::env::var("RAMPART_TEST_PG_OPTIONAL").is_ok() => eprintln!("skipping PostgreSQL: {e}"),
+        Err(e) if std::env::var("RAMPART_TEST_PG_OPTIONAL").is_ok() => {
+            eprintln!("skipping PostgreSQL: {e}")
+        }
         Err(e) => panic!("PostgreSQL unreachable ({e}); set RAMPART_TEST_PG_OPTIONAL=1 to skip"),
     }
 }
 
 pub async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqlStore::open(&format!("sqlite://{}/a.db", dir.path().display())).await.unwrap();
+    let s = SqlStore::open(&format!("sqlite://{}/a.db", dir.path().display()))
+        .await
+        .unwrap();
     (Arc::new(s), dir)
 }
 
 pub async fn service(store: Arc<dyn Store>, o: AuthOptions, clock: Arc<FakeClock>) -> AuthService {
-    AuthService::with_clock(store, o, MasterKey::from_secret(&[42u8; 32]).unwrap(), clock).await.unwrap()
+    AuthService::with_clock(
+        store,
+        o,
+        MasterKey::from_secret(&[42u8; 32]).unwrap(),
+        clock,
+    )
+    .await
+    .unwrap()
 }
