@@ -141,17 +141,7 @@ impl Forwarder {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         rewrite_request_headers(&mut headers, host.as_ref(), ctx);
-        for name in &route.request_headers.remove {
-            headers.remove(name.as_str());
-        }
-        for (name, value) in &route.request_headers.set {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
+        route.request_headers.apply(&mut headers);
         let forwarded_path = route.upstream_path(ctx.path);
         let query = parts.uri.query();
         let mut body = Some(body);

@@ -34,11 +34,51 @@ pub struct RouteEntry {
     /// Route-level source allowlist and its mode.
     pub allow_from: Option<(CidrList, Mode)>,
     /// Edits of the request to the upstream.
-    pub request_headers: HeaderEdits,
+    pub request_headers: CompiledEdits,
     /// Edits of the response to the client.
-    pub response_headers: HeaderEdits,
+    pub response_headers: CompiledEdits,
     /// Security header values that replace the upstream's.
     pub security_headers: Option<SecurityHeaderSet>,
+}
+
+/// A route's `request_headers` / `response_headers`, parsed once per config.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledEdits {
+    set: Vec<(http::HeaderName, http::HeaderValue)>,
+    remove: Vec<http::HeaderName>,
+}
+
+impl CompiledEdits {
+    /// Parses validated edits (names and values were checked at load).
+    pub fn compile(edits: &HeaderEdits) -> CompiledEdits {
+        CompiledEdits {
+            set: edits
+                .set
+                .iter()
+                .filter_map(|(n, v)| {
+                    Some((
+                        http::HeaderName::from_bytes(n.as_bytes()).ok()?,
+                        http::HeaderValue::from_str(v).ok()?,
+                    ))
+                })
+                .collect(),
+            remove: edits
+                .remove
+                .iter()
+                .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect(),
+        }
+    }
+
+    /// Removes, then sets.
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,8 +134,8 @@ impl RouteEntry {
             max_body_bytes,
             cors,
             allow_from: None,
-            request_headers: HeaderEdits::default(),
-            response_headers: HeaderEdits::default(),
+            request_headers: CompiledEdits::default(),
+            response_headers: CompiledEdits::default(),
             security_headers: None,
         }
     }
@@ -232,8 +272,8 @@ fn compile(config: &ValidatedConfig, index: usize, r: &Route) -> RouteEntry {
         max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
         cors,
         allow_from: r.allow_from.clone().map(|list| (list, r.allow_from_mode)),
-        request_headers: r.request_headers.clone(),
-        response_headers: r.response_headers.clone(),
+        request_headers: CompiledEdits::compile(&r.request_headers),
+        response_headers: CompiledEdits::compile(&r.response_headers),
         security_headers: r
             .security_headers
             .as_ref()

@@ -1224,17 +1224,7 @@ impl Gateway {
         let h = resp.headers_mut();
         let route = ctx.route.as_deref();
         if let Some(route) = route {
-            for name in &route.response_headers.remove {
-                h.remove(name.as_str());
-            }
-            for (name, value) in &route.response_headers.set {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(value),
-                ) {
-                    h.insert(n, v);
-                }
-            }
+            route.response_headers.apply(h);
             if let Some(cors) = &route.cors
                 && !ctx.preflight_answered
             {
