@@ -410,3 +410,22 @@ async fn upgrades_are_joined_end_to_end() {
         .unwrap();
     assert_eq!(&echoed, b"ping through the gateway");
 }
+
+#[tokio::test]
+async fn malformed_requests_get_400_and_never_reach_the_upstream() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&one_route(&up)).await;
+    let no_host = raw(
+        gw.addr("public"),
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
+    let connect = raw(
+        gw.addr("public"),
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(connect.starts_with("HTTP/1.1 400"), "{connect}");
+    assert_eq!(up.count(), 0);
+}
