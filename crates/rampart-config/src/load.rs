@@ -370,7 +370,43 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     {
         *url = format!("sqlite://{}", base.join(path).display());
     }
+    let rebase = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    for l in &mut config.listener {
+        if let Some(tls) = l.tls.as_mut() {
+            for p in [&mut tls.cert, &mut tls.key, &mut tls.ocsp]
+                .into_iter()
+                .flatten()
+            {
+                rebase(p);
+            }
+            for c in &mut tls.certs {
+                rebase(&mut c.cert);
+                rebase(&mut c.key);
+                if let Some(o) = c.ocsp.as_mut() {
+                    rebase(o);
+                }
+            }
+            if let Some(ca) = tls.acme.as_mut().and_then(|a| a.directory_ca.as_mut()) {
+                rebase(ca);
+            }
+        }
+        if let Some(ca) = l.client_auth.as_mut() {
+            rebase(&mut ca.ca);
+            for c in &mut ca.crl {
+                rebase(c);
+            }
+        }
+    }
     for route in &mut config.route {
+        if let Some(t) = route.upstream_tls.as_mut() {
+            for p in [&mut t.ca, &mut t.cert, &mut t.key].into_iter().flatten() {
+                rebase(p);
+            }
+        }
         if let Some(schema) = route.schema.as_mut()
             && Path::new(schema.as_str()).is_relative()
         {
@@ -478,7 +514,11 @@ fn validate_listeners(
         } else if let Some(first) = binds.insert(l.bind, i) {
             errors.push(err(
                 &format!("listener[{i}].bind"),
-                &format!("{} is already used by listener[{first}]", l.bind),
+                &if first == usize::MAX {
+                    format!("{} is already used by a redirect_http", l.bind)
+                } else {
+                    format!("{} is already used by listener[{first}]", l.bind)
+                },
             ));
         }
         if l.bind == config.admin.bind && l.bind.port() != 0 {
@@ -487,6 +527,14 @@ fn validate_listeners(
                 "same address as admin.bind",
             ));
         }
+        validate_listener_tls(
+            l,
+            &format!("listener[{i}]"),
+            &mut binds,
+            config,
+            errors,
+            warnings,
+        );
         if l.firewall.allow.is_empty() {
             warnings.push(err(
                 &format!("listener[{i}].firewall.allow"),
@@ -499,6 +547,151 @@ fn validate_listeners(
             "admin.bind",
             "not a loopback address: metrics and health endpoints are reachable from the network",
         ));
+    }
+}
+
+fn validate_listener_tls(
+    l: &Listener,
+    path: &str,
+    binds: &mut BTreeMap<std::net::SocketAddr, usize>,
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
+) {
+    let Some(tls) = &l.tls else {
+        if l.client_auth.is_some() {
+            errors.push(err(
+                &format!("{path}.client_auth"),
+                "client certificates need `tls` on this listener",
+            ));
+        }
+        if l.redirect_http.is_some() {
+            errors.push(err(
+                &format!("{path}.redirect_http"),
+                "redirects to https need `tls` on this listener",
+            ));
+        }
+        return;
+    };
+    match tls.min_version.as_str() {
+        "1.2" | "1.3" => {}
+        "1.0" | "1.1" | "1" => errors.push(err(
+            &format!("{path}.tls.min_version"),
+            "TLS below 1.2 is refused (known attacks, no AEAD); use \"1.2\" or \"1.3\"",
+        )),
+        other => errors.push(err(
+            &format!("{path}.tls.min_version"),
+            &format!("{other:?} is not a TLS version; use \"1.2\" or \"1.3\""),
+        )),
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => errors.push(err(
+            &format!("{path}.tls.key"),
+            "missing: `cert` needs its private key",
+        )),
+        (None, Some(_)) => errors.push(err(
+            &format!("{path}.tls.cert"),
+            "missing: `key` needs its certificate",
+        )),
+        _ => {}
+    }
+    if tls.ocsp.is_some() && tls.cert.is_none() {
+        errors.push(err(
+            &format!("{path}.tls.ocsp"),
+            "an OCSP response needs `cert`",
+        ));
+    }
+    if let Some(acme) = &tls.acme {
+        let apath = format!("{path}.tls.acme");
+        if tls.cert.is_some() {
+            errors.push(err(
+                &apath,
+                "give either `cert`/`key` or `acme` for the default certificate, not both",
+            ));
+        }
+        if !acme.directory.starts_with("https://") {
+            errors.push(err(
+                &format!("{apath}.directory"),
+                "must be an https:// URL",
+            ));
+        }
+        if acme.domains.is_empty() {
+            errors.push(err(
+                &format!("{apath}.domains"),
+                "empty: name at least one domain",
+            ));
+        }
+        for (j, d) in acme.domains.iter().enumerate() {
+            if d.is_empty()
+                || d.contains('*')
+                || d.contains(['/', ':', ' '])
+                || d.parse::<std::net::IpAddr>().is_ok()
+            {
+                errors.push(err(&format!("{apath}.domains[{j}]"), &format!("{d:?} is not a DNS name this gateway can prove (no wildcards, addresses or ports)")));
+            }
+        }
+        for (j, c) in acme.contact.as_slice().iter().enumerate() {
+            if !c.starts_with("mailto:") {
+                errors.push(err(
+                    &format!("{apath}.contact[{j}]"),
+                    "contacts are `mailto:` URIs",
+                ));
+            }
+        }
+        match acme.challenge.as_str() {
+            "tls-alpn-01" => {}
+            "http-01" => {
+                if l.redirect_http.is_none() {
+                    warnings.push(err(&format!("{apath}.challenge"), "http-01 is answered on `redirect_http` and plain listeners; make sure port 80 of every domain reaches one"));
+                }
+            }
+            other => errors.push(err(
+                &format!("{apath}.challenge"),
+                &format!("{other:?}: use \"http-01\" or \"tls-alpn-01\""),
+            )),
+        }
+    } else if tls.cert.is_none() && tls.certs.is_empty() {
+        errors.push(err(
+            &format!("{path}.tls"),
+            "no certificate: give `cert` and `key`, `certs`, or `acme`",
+        ));
+    }
+    for (j, c) in tls.certs.iter().enumerate() {
+        if c.names.is_empty() {
+            errors.push(err(
+                &format!("{path}.tls.certs[{j}].names"),
+                "empty: name the SNI names this certificate answers",
+            ));
+        }
+        for (k, n) in c.names.iter().enumerate() {
+            let bare = n.strip_prefix("*.").unwrap_or(n);
+            if bare.is_empty() || bare.contains(['*', '/', ':', ' ']) {
+                errors.push(err(
+                    &format!("{path}.tls.certs[{j}].names[{k}]"),
+                    &format!("{n:?} is not a server name (`api.example.com` or `*.example.com`)"),
+                ));
+            }
+        }
+    }
+    if let Some(addr) = l.redirect_http {
+        if addr == config.admin.bind && addr.port() != 0 {
+            errors.push(err(
+                &format!("{path}.redirect_http"),
+                "same address as admin.bind",
+            ));
+        } else if addr.port() != 0
+            && let Some(first) = binds.insert(addr, usize::MAX)
+        {
+            let what = if first == usize::MAX {
+                "another redirect_http".to_owned()
+            } else {
+                format!("listener[{first}]")
+            };
+            errors.push(err(
+                &format!("{path}.redirect_http"),
+                &format!("{addr} is already used by {what}"),
+            ));
+        }
     }
 }
 
@@ -886,8 +1079,13 @@ fn validate_routes(
                         "jwt" => {}
                         "api_key" if auth.is_none() => errors.push(err(&format!("{path}.auth[{j}]"), "`api_key` needs an [auth] section (keys live in its store)")),
                         "api_key" => {}
-                        "session" | "mtls" => errors.push(err(&format!("{path}.auth[{j}]"), &format!("`{a}` is not available yet; use `jwt` or `none`"))),
-                        other => errors.push(err(&format!("{path}.auth[{j}]"), &format!("unknown scheme {other:?}; use `jwt` or `none`"))),
+                        "mtls" => {
+                            if !config.listener.iter().any(|l| l.client_auth.is_some()) {
+                                warnings.push(err(&format!("{path}.auth[{j}]"), "no listener asks for client certificates (`client_auth`): this route will answer 401 to everyone"));
+                            }
+                        }
+                        "session" => errors.push(err(&format!("{path}.auth[{j}]"), "`session` is not available yet; use `jwt`, `api_key`, `mtls` or `none`")),
+                        other => errors.push(err(&format!("{path}.auth[{j}]"), &format!("unknown scheme {other:?}; use `jwt`, `api_key`, `mtls` or `none`"))),
                     }
                 }
                 if !r.scopes.is_empty() && !list.iter().any(|a| a == "jwt" || a == "api_key") {
@@ -895,6 +1093,52 @@ fn validate_routes(
                 }
             }
             (None, None) => {}
+        }
+        if r.allow_identities.is_some()
+            && !r
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| x == "mtls"))
+        {
+            errors.push(err(
+                &format!("{path}.allow_identities"),
+                "needs `mtls` in `auth`",
+            ));
+        }
+        for (j, id) in r.allow_identities.iter().flatten().enumerate() {
+            if id.is_empty() || id.trim_end_matches('*').contains('*') {
+                errors.push(err(
+                    &format!("{path}.allow_identities[{j}]"),
+                    &format!("{id:?}: an identity, or a prefix ending in one `*`"),
+                ));
+            }
+        }
+        if let Some(t) = &r.upstream_tls {
+            if !r
+                .upstream
+                .as_slice()
+                .iter()
+                .all(|u| u.starts_with("https://"))
+            {
+                errors.push(err(
+                    &format!("{path}.upstream_tls"),
+                    "needs https:// upstreams",
+                ));
+            }
+            if t.cert.is_some() != t.key.is_some() {
+                errors.push(err(
+                    &format!("{path}.upstream_tls"),
+                    "`cert` and `key` go together",
+                ));
+            }
+            if let Some(n) = &t.server_name
+                && (n.is_empty() || n.contains(['/', ':', ' ', '*']))
+            {
+                errors.push(err(
+                    &format!("{path}.upstream_tls.server_name"),
+                    &format!("{n:?} is not a server name"),
+                ));
+            }
         }
         if r.validation.is_some() && r.schema.is_none() {
             errors.push(err(
@@ -982,14 +1226,8 @@ fn check_upstream_url(u: &str) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("{u:?} is not a URL (write it like \"http://127.0.0.1:3000\")"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(
-                "https upstreams are not supported yet; use http:// on a trusted network"
-                    .to_owned(),
-            );
-        }
-        _ => return Err(format!("{u:?} must start with http://")),
+        Some("http" | "https") => {}
+        _ => return Err(format!("{u:?} must start with http:// or https://")),
     }
     if uri.authority().is_none_or(|a| a.host().is_empty()) {
         return Err(format!("{u:?} has no host"));

@@ -99,6 +99,127 @@ pub struct Listener {
     /// else those headers are replaced.
     #[serde(default)]
     pub trusted_proxies: CidrList,
+    /// TLS termination (`tls = { cert, key, min_version }`); absent: plain HTTP.
+    pub tls: Option<ListenerTls>,
+    /// Client certificates (mTLS): `client_auth = { ca, mode, crl }`. Needs `tls`.
+    pub client_auth: Option<ClientAuth>,
+    /// A plain-HTTP address answering every request with 308 to `https://` on this listener
+    /// (ACME http-01 challenges excepted). Needs `tls`.
+    pub redirect_http: Option<SocketAddr>,
+}
+
+/// A listener's `tls = { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain of the default certificate (leaf first); relative to the config
+    /// file.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the default certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// DER OCSP response stapled with the default certificate.
+    pub ocsp: Option<PathBuf>,
+    /// Lowest protocol version: `"1.2"` (default) or `"1.3"`. Lower versions are refused.
+    #[serde(default = "d_tls_min")]
+    pub min_version: String,
+    /// More certificates, chosen by SNI.
+    #[serde(default)]
+    pub certs: Vec<SniCert>,
+    /// Certificates obtained and renewed by ACME (RFC 8555).
+    pub acme: Option<Acme>,
+}
+
+fn d_tls_min() -> String {
+    "1.2".to_owned()
+}
+
+/// One entry of `tls.certs = [{ cert, key, names }]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniCert {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Server names this certificate answers (`api.example.com`, `*.example.com`).
+    pub names: Vec<String>,
+    /// DER OCSP response stapled with this certificate.
+    pub ocsp: Option<PathBuf>,
+}
+
+/// `tls.acme = { directory, domains, contact, challenge }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acme {
+    /// The ACME directory URL (Let's Encrypt: `https://acme-v02.api.letsencrypt.org/directory`).
+    pub directory: String,
+    /// Names on the certificate; the first is its common name.
+    pub domains: Vec<String>,
+    /// Contact URIs (`mailto:ops@example.com`).
+    #[serde(default = "d_contact")]
+    pub contact: OneOrMany<String>,
+    /// `http-01` (default; needs port 80 reaching `redirect_http` or a plain listener) or
+    /// `tls-alpn-01` (answered on this listener).
+    #[serde(default = "d_acme_challenge")]
+    pub challenge: String,
+    /// Renew when the certificate has less than this left. Default `30d`.
+    #[serde(default = "d_acme_renew")]
+    pub renew_before: DurationStr,
+    /// Extra PEM root trusted for the ACME server's own HTTPS (a private or test CA).
+    pub directory_ca: Option<PathBuf>,
+}
+
+fn d_contact() -> OneOrMany<String> {
+    OneOrMany::Many(Vec::new())
+}
+
+fn d_acme_challenge() -> String {
+    "http-01".to_owned()
+}
+
+fn d_acme_renew() -> DurationStr {
+    DurationStr(Duration::from_secs(30 * 86_400))
+}
+
+/// A listener's `client_auth = { ca, mode, crl }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs client certificates must chain to.
+    pub ca: PathBuf,
+    /// `required`: no handshake without a valid client certificate; `optional`: anonymous
+    /// connections are served, and routes with `auth = ["mtls"]` answer 401 to them.
+    #[serde(default)]
+    pub mode: ClientAuthMode,
+    /// PEM or DER certificate revocation lists; revoked client certificates are refused.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+}
+
+/// `client_auth.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthMode {
+    /// Anonymous clients are served; routes decide.
+    Optional,
+    /// Handshakes without a valid client certificate fail.
+    #[default]
+    Required,
+}
+
+/// A route's `upstream_tls = { ca, cert, key, server_name }` for `https://` upstreams.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM roots the upstream's certificate must chain to; absent: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain presented to the upstream (mTLS).
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// Name checked against the upstream's certificate and sent as SNI; default: the
+    /// upstream URL's host.
+    pub server_name: Option<String>,
 }
 
 /// A listener's `firewall = { allow = [...], deny = [...], mode = "enforce" }`.
@@ -629,6 +750,11 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Security header values that replace the upstream's on this route.
     pub security_headers: Option<SecurityHeaders>,
+    /// Client-certificate identities allowed on this route (`spiffe://corp/ns/billing/*`,
+    /// `web.internal`); a trailing `*` matches any rest. Needs `mtls` in `auth`.
+    pub allow_identities: Option<Vec<String>>,
+    /// TLS towards `https://` upstreams: roots, client certificate, server name.
+    pub upstream_tls: Option<UpstreamTls>,
 }
 
 /// A route's `match = { host = "...", path_prefix = "/api/", methods = ["GET"] }`.

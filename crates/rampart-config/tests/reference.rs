@@ -50,6 +50,32 @@ fn sample() -> Config {
                 mode: Mode::Enforce,
             },
             trusted_proxies: cidrs.clone(),
+            tls: Some(ListenerTls {
+                cert: Some("site.pem".into()),
+                key: Some("site.key".into()),
+                ocsp: Some("site.ocsp".into()),
+                min_version: "1.2".into(),
+                certs: vec![SniCert {
+                    cert: "api.pem".into(),
+                    key: "api.key".into(),
+                    names: vec!["api.example.com".into()],
+                    ocsp: Some("api.ocsp".into()),
+                }],
+                acme: Some(Acme {
+                    directory: "https://acme.example/dir".into(),
+                    domains: vec!["example.com".into()],
+                    contact: OneOrMany::One("mailto:ops@example.com".into()),
+                    challenge: "http-01".into(),
+                    renew_before: DurationStr(Duration::from_secs(1)),
+                    directory_ca: Some("acme-ca.pem".into()),
+                }),
+            }),
+            client_auth: Some(ClientAuth {
+                ca: "clients.pem".into(),
+                mode: ClientAuthMode::Optional,
+                crl: vec!["clients.crl".into()],
+            }),
+            redirect_http: Some("127.0.0.1:8081".parse().unwrap()),
         }],
         limits: Limits {
             max_header_bytes: 1,
@@ -153,6 +179,13 @@ fn sample() -> Config {
             request_headers: edits.clone(),
             response_headers: edits,
             security_headers: Some(all_security_headers()),
+            allow_identities: Some(vec!["spiffe://corp/*".into()]),
+            upstream_tls: Some(UpstreamTls {
+                ca: Some("up-ca.pem".into()),
+                cert: Some("up.pem".into()),
+                key: Some("up.key".into()),
+                server_name: Some("api.internal".into()),
+            }),
         }],
     }
 }

@@ -53,6 +53,14 @@ pub trait Gate: Send + Sync + 'static {
     fn admit(&self, listener: &str, peer: SocketAddr) -> Admission;
     /// Told of every refused connection (for events and metrics).
     fn refused(&self, listener: &str, peer: SocketAddr, why: Refusal);
+    /// The TLS config new connections on `listener` are served with; `None`: plain HTTP.
+    /// Asked at every accept, so a swapped config applies to the next handshake.
+    fn tls(&self, _listener: &str) -> Option<Arc<rustls::ServerConfig>> {
+        None
+    }
+    /// Told of every failed TLS handshake (old protocol, no client certificate, revoked
+    /// certificate, timeout).
+    fn tls_failed(&self, _listener: &str, _peer: SocketAddr, _why: &str) {}
 }
 
 /// Answers requests.
@@ -80,6 +88,8 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// What the TLS handshake negotiated (and the client certificate's identity).
+    pub tls_info: Option<crate::tls::TlsInfo>,
     started: Instant,
     in_flight: AtomicUsize,
     last_active_ms: AtomicU64,
@@ -165,20 +175,63 @@ pub async fn serve<G: Gate, H: Handler>(
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = Arc::new(ConnInfo {
-            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
-            listener: Arc::clone(&name),
-            peer,
-            local: stream.local_addr().ok().or(local).unwrap_or(peer),
-            tls: false,
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last_active_ms: AtomicU64::new(0),
-        });
+        let tls = gate.tls(&name);
+        let local = stream.local_addr().ok().or(local).unwrap_or(peer);
+        let name = Arc::clone(&name);
         let handler = Arc::clone(&handler);
+        let gate = Arc::clone(&gate);
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            serve_connection(TokioIo::new(stream), info, limits, handler, shutdown).await;
+            let info = |tls_info: Option<crate::tls::TlsInfo>| {
+                Arc::new(ConnInfo {
+                    id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+                    listener: Arc::clone(&name),
+                    peer,
+                    local,
+                    tls: tls_info.is_some(),
+                    tls_info,
+                    started: Instant::now(),
+                    in_flight: AtomicUsize::new(0),
+                    last_active_ms: AtomicU64::new(0),
+                })
+            };
+            match tls {
+                None => {
+                    serve_connection(TokioIo::new(stream), info(None), limits, handler, shutdown)
+                        .await;
+                }
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let handshake = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        r = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => r,
+                    };
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            gate.tls_failed(&name, peer, &e.to_string());
+                            return;
+                        }
+                        Err(_) => {
+                            gate.tls_failed(&name, peer, "handshake timed out");
+                            return;
+                        }
+                    };
+                    let tls_info = crate::tls::TlsInfo::of(stream.get_ref().1);
+                    if tls_info.alpn.as_deref() == Some(crate::tls::ACME_TLS_ALPN) {
+                        // An ACME validation handshake: the certificate was the answer.
+                        return;
+                    }
+                    serve_connection(
+                        TokioIo::new(stream),
+                        info(Some(tls_info)),
+                        limits,
+                        handler,
+                        shutdown,
+                    )
+                    .await;
+                }
+            }
             drop(guard);
         });
     }

@@ -67,10 +67,15 @@ pub struct ForwardContext<'a> {
     pub traceparent: &'a str,
 }
 
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+
 /// Sends requests to upstreams over pooled keep-alive connections.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     client: Client<HttpConnector, ProxyBody>,
+    /// Clients for `https://` upstreams, by route index (each route its own roots and
+    /// client certificate).
+    tls: std::collections::HashMap<usize, HttpsClient>,
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -108,19 +113,45 @@ const FORWARDING: [HeaderName; 6] = [
 ];
 
 impl Forwarder {
-    /// A forwarder whose connections time out after `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Forwarder {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(512)
-            .build(http);
-        Forwarder { client }
+    /// A forwarder whose connections time out after `connect_timeout`; `tls` holds the
+    /// TLS settings of each route (by index) that has `https://` upstreams.
+    pub fn new(
+        connect_timeout: Duration,
+        tls: &[(usize, crate::tls::UpstreamTlsConfig)],
+    ) -> Forwarder {
+        let connector = |enforce_http: bool| {
+            let mut http = HttpConnector::new();
+            http.set_connect_timeout(Some(connect_timeout));
+            http.set_nodelay(true);
+            http.enforce_http(enforce_http);
+            http
+        };
+        let builder = || {
+            let mut b = Client::builder(TokioExecutor::new());
+            b.pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(512);
+            b
+        };
+        let client = builder().build(connector(true));
+        let tls = tls
+            .iter()
+            .map(|(index, t)| {
+                let b = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config((*t.config).clone())
+                    .https_only();
+                let b = match &t.server_name {
+                    Some(name) => b.with_server_name_resolver(
+                        hyper_rustls::FixedServerNameResolver::new(name.clone()),
+                    ),
+                    None => b,
+                };
+                let https = b.enable_http1().wrap_connector(connector(false));
+                (*index, builder().build(https))
+            })
+            .collect();
+        Forwarder { client, tls }
     }
 
     /// Forwards a request to one of the route's upstreams. When the body is known to be empty,
@@ -183,7 +214,25 @@ impl Forwarder {
             } else {
                 std::mem::take(&mut headers)
             };
-            let outcome = tokio::time::timeout(route.timeout, self.client.request(req)).await;
+            let tls_client = if up.scheme == http::uri::Scheme::HTTPS {
+                match self.tls.get(&route.index) {
+                    Some(c) => Some(c),
+                    None => {
+                        return Err(ProxyError::Connect(
+                            "no TLS settings for this https upstream".into(),
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
+            let exchange = async {
+                match tls_client {
+                    Some(c) => c.request(req).await,
+                    None => self.client.request(req).await,
+                }
+            };
+            let outcome = tokio::time::timeout(route.timeout, exchange).await;
             match outcome {
                 Ok(Ok(mut resp)) => {
                     route.upstreams.report(i, true);

@@ -10,10 +10,12 @@ pub mod forward;
 pub mod path;
 pub mod route;
 pub mod secheaders;
+pub mod tls;
 pub mod upstream;
 
 pub use body::{BodyTooLarge, LimitedBody, ProxyBody};
 pub use cors::{CorsDecision, CorsPolicy};
 pub use forward::{ForwardContext, Forwarder, ProxyError};
 pub use route::{RouteEntry, RouteMatch, RouteTable};
+pub use tls::{UpstreamTlsConfig, upstream_tls};
 pub use upstream::UpstreamPool;

@@ -3,14 +3,17 @@
 //! themselves live in their own crates and never depend on this one.
 #![forbid(unsafe_code)]
 
+mod acme;
 mod admin;
 mod auth;
 mod demo;
 mod events;
 mod pipeline;
 mod problem;
+mod redirect;
 mod runtime;
 mod serve;
+mod tls;
 mod waf;
 
 use std::net::SocketAddr;
@@ -357,7 +360,10 @@ fn finish(result: Result<(), String>) -> ExitCode {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match rampart_config::load(file) {
         Ok(cfg) => {
-            if let Err(errors) = runtime::Runtime::build(cfg.clone(), 1) {
+            let tls = acme::AcmeSet::new(&cfg)
+                .map_err(|e| vec![e])
+                .and_then(|a| tls::build_all(&cfg, &a));
+            if let Err(errors) = runtime::Runtime::build(cfg.clone(), 1).and(tls) {
                 for e in &errors {
                     eprintln!("{e}");
                 }

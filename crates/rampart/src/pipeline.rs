@@ -824,13 +824,70 @@ impl Gateway {
             return self.builtin_endpoint(ctx).await;
         }
         let rt = Arc::clone(&ctx.rt);
+        // A verified client certificate's identity goes upstream on every route (the
+        // client's own header of that name was stripped at the edge).
+        let identity = ctx
+            .conn
+            .tls_info
+            .as_ref()
+            .and_then(|t| t.client_identity.clone());
+        if let (Some(id), Some(req)) = (&identity, ctx.req.as_mut())
+            && let Ok(v) = HeaderValue::from_str(id)
+        {
+            req.headers_mut()
+                .insert(HeaderName::from_static("x-rampart-client-cert-identity"), v);
+        }
         let Some(required) = rt
             .route_auth
             .get(route.index)
-            .filter(|a| a.jwt || a.api_key)
+            .filter(|a| a.jwt || a.api_key || a.mtls)
         else {
             return Verdict::Continue;
         };
+        if required.mtls {
+            match identity {
+                Some(id) => {
+                    if let Some(allowed) = &required.allow_identities
+                        && !rampart_listen::tls::identity_allowed(&id, allowed)
+                    {
+                        self.security_event(
+                            ctx,
+                            "auth.mtls.deny",
+                            Mode::Enforce,
+                            403,
+                            "client certificate identity not in allow_identities",
+                        );
+                        return self.refuse(ctx, GatewayError::IdentityNotAllowed);
+                    }
+                    if let Some(req) = ctx.req.as_mut()
+                        && let Ok(v) = HeaderValue::from_str(&id)
+                    {
+                        req.headers_mut()
+                            .insert(HeaderName::from_static("x-rampart-subject"), v);
+                    }
+                    ctx.principal = Some(Principal {
+                        subject: id,
+                        scopes: Vec::new(),
+                        session: None,
+                        client: None,
+                        api_key: None,
+                    });
+                    return Verdict::Continue;
+                }
+                None if !(required.jwt || required.api_key) => {
+                    self.security_event(
+                        ctx,
+                        "auth.mtls.deny",
+                        Mode::Enforce,
+                        401,
+                        "no verified client certificate",
+                    );
+                    self.offence(ctx, Offence::AuthFailed);
+                    return self.refuse(ctx, GatewayError::ClientCertRequired);
+                }
+                None => {}
+            }
+        }
         let Some(server) = self.auth.clone() else {
             return self.refuse(ctx, GatewayError::Unavailable("authentication"));
         };

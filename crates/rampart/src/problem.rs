@@ -47,6 +47,12 @@ pub enum GatewayError {
     /// down. Client → 401 / 403 (with `WWW-Authenticate`); us → 503.
     #[error("authentication: {0}")]
     Auth(rampart_auth::AuthError),
+    /// A route that requires a client certificate got none. Client → 401.
+    #[error("client certificate required")]
+    ClientCertRequired,
+    /// The client certificate's identity is not in the route's `allow_identities`. Client → 403.
+    #[error("client certificate identity not allowed")]
+    IdentityNotAllowed,
     /// A cookie endpoint called from a page of another site. Client → 403.
     #[error("cross-site request to a cookie endpoint")]
     CrossSite,
@@ -78,6 +84,8 @@ impl GatewayError {
             GatewayError::Invalid(_) => StatusCode::BAD_REQUEST,
             GatewayError::Auth(e) => e.status(),
             GatewayError::CrossSite => StatusCode::FORBIDDEN,
+            GatewayError::ClientCertRequired => StatusCode::UNAUTHORIZED,
+            GatewayError::IdentityNotAllowed => StatusCode::FORBIDDEN,
             GatewayError::UnknownOperation => StatusCode::NOT_FOUND,
             GatewayError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::WafBlocked(status) => *status,
@@ -103,6 +111,8 @@ impl GatewayError {
             GatewayError::Auth(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
             GatewayError::Auth(_) => "auth-refused",
             GatewayError::CrossSite => "cross-site",
+            GatewayError::ClientCertRequired => "client-certificate-required",
+            GatewayError::IdentityNotAllowed => "identity-not-allowed",
             GatewayError::UnknownOperation => "unknown-operation",
             GatewayError::UnsupportedMediaType => "unsupported-media-type",
             GatewayError::WafBlocked(_) => "waf-blocked",
@@ -143,6 +153,12 @@ impl GatewayError {
             }
             GatewayError::Auth(e) => e.public_message(),
             GatewayError::CrossSite => "This endpoint does not accept requests from other sites.",
+            GatewayError::ClientCertRequired => {
+                "This resource requires a valid client certificate."
+            }
+            GatewayError::IdentityNotAllowed => {
+                "Your client certificate's identity is not allowed to use this resource."
+            }
             GatewayError::UnknownOperation => "The API does not declare this path.",
             GatewayError::UnsupportedMediaType => "The API does not accept this Content-Type here.",
             GatewayError::Unavailable(_) => {

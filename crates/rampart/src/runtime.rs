@@ -104,6 +104,10 @@ pub struct RouteAuth {
     pub api_key: bool,
     /// Scopes the token must carry.
     pub scopes: Vec<String>,
+    /// A verified client certificate is accepted.
+    pub mtls: bool,
+    /// Client-certificate identities allowed (`None`: any verified one).
+    pub allow_identities: Option<Vec<String>>,
 }
 
 /// A route's compiled OpenAPI document and how to apply it.
@@ -224,6 +228,11 @@ impl Runtime {
                     .as_ref()
                     .is_some_and(|a| a.iter().any(|x| x == "api_key")),
                 scopes: r.scopes.clone(),
+                mtls: r
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.iter().any(|x| x == "mtls")),
+                allow_identities: r.allow_identities.clone(),
             })
             .collect();
         let auth_route = config.auth.as_ref().map(|a| {
@@ -266,6 +275,19 @@ impl Runtime {
                     .collect(),
             );
         }
+        let mut upstream_tls = Vec::new();
+        for (i, r) in config.route.iter().enumerate() {
+            if r.upstream
+                .as_slice()
+                .iter()
+                .any(|u| u.starts_with("https://"))
+            {
+                match rampart_proxy::upstream_tls(r.upstream_tls.as_ref()) {
+                    Ok(t) => upstream_tls.push((i, t)),
+                    Err(e) => return Err(vec![format!("route[{i}].upstream_tls: {e}")]),
+                }
+            }
+        }
         Ok(Runtime {
             route_auth,
             auth_route,
@@ -276,7 +298,7 @@ impl Runtime {
             bans_mode: config.bans.as_ref().map(|b| b.mode),
             routes: RouteTable::build(&config),
             forwarders: (0..workers.max(1))
-                .map(|_| Forwarder::new(l.upstream_connect_timeout.get()))
+                .map(|_| Forwarder::new(l.upstream_connect_timeout.get(), &upstream_tls))
                 .collect(),
             security_defaults: SecurityHeaderSet::defaults(&config.security_headers),
             listeners,
@@ -327,6 +349,10 @@ pub struct Gateway {
     pub bans: Arc<Bans>,
     /// The auth server (from `[auth]` and `[store]` at start).
     pub auth: Option<Arc<crate::auth::AuthServer>>,
+    /// The TLS listeners' configs (rotated apart from the snapshot).
+    pub tls: crate::tls::TlsState,
+    /// ACME-managed certificates and their pending challenges.
+    pub acme: crate::acme::AcmeSet,
     id_prefix: u64,
     id_counter: AtomicU64,
 }
@@ -337,6 +363,8 @@ impl Gateway {
         runtime: Runtime,
         events: EventSink,
         auth: Option<Arc<crate::auth::AuthServer>>,
+        tls: crate::tls::TlsState,
+        acme: crate::acme::AcmeSet,
     ) -> Result<Gateway, String> {
         let config = &runtime.config;
         let limiter = Limiter::from_url(&config.shared.url, StoreOptions::default())
@@ -375,6 +403,8 @@ impl Gateway {
             limiter: Arc::new(limiter),
             bans,
             auth,
+            tls,
+            acme,
             id_prefix: u64::from_le_bytes(seed),
             id_counter: AtomicU64::new(1),
         })
@@ -456,6 +486,21 @@ impl Gate for Gateway {
             }
         }
         Admission::Admit(rt.http_limits)
+    }
+
+    fn tls(&self, listener: &str) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.get(listener)
+    }
+
+    fn tls_failed(&self, listener: &str, peer: SocketAddr, why: &str) {
+        metrics::counter!("rampart_tls_handshake_failures_total", "listener" => listener.to_owned())
+            .increment(1);
+        self.emit(
+            Event::new("info", "tls.handshake.fail")
+                .with("client_ip", peer.ip().to_string())
+                .with("listener", listener)
+                .with("reason", why.to_owned()),
+        );
     }
 
     fn refused(&self, listener: &str, peer: SocketAddr, why: Refusal) {

@@ -1,6 +1,8 @@
 //! `rampart serve`: bind the listeners, serve, reload on SIGHUP and file change, drain on
 //! SIGTERM.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,16 +63,49 @@ pub async fn run(
         }
         listeners.push((l.name.clone(), addr, socks));
     }
+    // Redirect addresses: plain HTTP, answered with 308 to the TLS listener's port.
+    let mut redirects: Vec<(String, SocketAddr, u16, Vec<std::net::TcpListener>)> = Vec::new();
+    for l in &config.listener {
+        let Some(bind) = l.redirect_http else {
+            continue;
+        };
+        let cannot = |e: std::io::Error| {
+            format!(
+                "listener {:?}: cannot bind redirect_http {bind}: {e}",
+                l.name
+            )
+        };
+        let first = bind_reuseport(bind).map_err(cannot)?;
+        let addr = first.local_addr().map_err(cannot)?;
+        let mut socks = vec![first];
+        for _ in 1..workers {
+            socks.push(bind_reuseport(addr).map_err(cannot)?);
+        }
+        let https_port = listeners
+            .iter()
+            .find(|(n, _, _)| *n == l.name)
+            .map_or(443, |(_, a, _)| a.port());
+        redirects.push((l.name.clone(), addr, https_port, socks));
+    }
     let admin = TcpListener::bind(config.admin.bind)
         .await
         .map_err(|e| format!("admin: cannot bind {}: {e}", config.admin.bind))?;
     let runtime = Runtime::build(config, workers).map_err(|errs| errs.join("\n"))?;
+    let acme = crate::acme::AcmeSet::new(&runtime.config)?;
+    let tls = crate::tls::build_all(&runtime.config, &acme).map_err(|errs| errs.join("\n"))?;
+    let tls_files = crate::tls::watched_files(&runtime.config);
     let auth = crate::auth::AuthServer::open(&runtime.config).await?;
     if let (Some(a), Some(cfg)) = (&auth, &runtime.config.auth) {
         a.start_background(&runtime.config.shared.url, cfg.access_ttl.get())
             .await;
     }
-    let gateway = Arc::new(Gateway::new(runtime, events, auth)?);
+    let gateway = Arc::new(Gateway::new(
+        runtime,
+        events,
+        auth,
+        crate::tls::TlsState::new(tls),
+        acme,
+    )?);
     let sweeper = Arc::clone(&gateway);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -85,7 +120,7 @@ pub async fn run(
     let stop_workers = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut bound = Vec::new();
-    let mut per_worker: Vec<Vec<(Arc<str>, std::net::TcpListener)>> =
+    let mut per_worker: Vec<Vec<(Arc<str>, Option<u16>, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     for (name, addr, socks) in listeners {
         bound.push((name.clone(), addr));
@@ -97,7 +132,21 @@ pub async fn run(
         tracing::info!(listener = %name, %addr, workers, "listening");
         let name: Arc<str> = Arc::from(name.as_str());
         for (w, sock) in socks.into_iter().enumerate() {
-            per_worker[w].push((Arc::clone(&name), sock));
+            per_worker[w].push((Arc::clone(&name), None, sock));
+        }
+    }
+    for (name, addr, https_port, socks) in redirects {
+        let shown = format!("{name}.redirect");
+        bound.push((shown.clone(), addr));
+        gateway.emit(
+            Event::new("info", "server.listening")
+                .with("listener", shown.as_str())
+                .with("addr", addr.to_string()),
+        );
+        tracing::info!(listener = %shown, %addr, "redirecting to https");
+        let name: Arc<str> = Arc::from(name.as_str());
+        for (w, sock) in socks.into_iter().enumerate() {
+            per_worker[w].push((Arc::clone(&name), Some(https_port), sock));
         }
     }
     let mut threads = Vec::new();
@@ -125,7 +174,7 @@ pub async fn run(
         admin_stop.clone(),
     ));
 
-    spawn_reloader(Arc::clone(&gateway), config_path, bound.clone());
+    spawn_reloader(Arc::clone(&gateway), config_path, bound.clone(), tls_files);
     gateway.ready.store(true, Ordering::Release);
     on_ready(&bound);
 
@@ -184,7 +233,7 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// gateway has drained.
 fn run_worker(
     index: usize,
-    socks: Vec<(Arc<str>, std::net::TcpListener)>,
+    socks: Vec<(Arc<str>, Option<u16>, std::net::TcpListener)>,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
     stop: CancellationToken,
@@ -202,8 +251,23 @@ fn run_worker(
         }
     };
     rt.block_on(async move {
-        for (name, sock) in socks {
+        for (name, redirect_to, sock) in socks {
             match TcpListener::from_std(sock) {
+                Ok(listener) if redirect_to.is_some() => {
+                    let redirector = crate::redirect::Redirector {
+                        gateway: Arc::clone(&gateway),
+                        https_port: redirect_to.unwrap_or(443),
+                    };
+                    tokio::spawn(rampart_listen::serve(
+                        listener,
+                        name,
+                        Arc::new(crate::redirect::PlainGate(Arc::clone(&gateway))),
+                        Arc::new(redirector),
+                        Arc::clone(&gateway.conns),
+                        shutdown.clone(),
+                        tasks.clone(),
+                    ));
+                }
                 Ok(listener) => {
                     tokio::spawn(rampart_listen::serve(
                         listener,
@@ -237,11 +301,59 @@ async fn wait_for_stop() {
     }
 }
 
-/// Reloads on SIGHUP and when the config file changes. A bad file keeps the running config.
-fn spawn_reloader(gateway: Arc<Gateway>, path: PathBuf, bound: Vec<(String, SocketAddr)>) {
+/// What the watcher looks at: the config file's folder, and the folders of the TLS files.
+struct Watched {
+    watcher: Option<notify::RecommendedWatcher>,
+    dirs: BTreeSet<PathBuf>,
+    tls_names: Arc<std::sync::Mutex<BTreeSet<OsString>>>,
+}
+
+impl Watched {
+    /// Watches the folders of `files` not yet watched, and remembers their names.
+    fn add_tls_files(&mut self, files: &BTreeSet<PathBuf>) {
+        let names: BTreeSet<OsString> = files
+            .iter()
+            .filter_map(|f| f.file_name().map(OsString::from))
+            .collect();
+        if let Ok(mut n) = self.tls_names.lock() {
+            *n = names;
+        }
+        for f in files {
+            let dir = f
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if self.dirs.contains(&dir) {
+                continue;
+            }
+            if let Some(w) = self.watcher.as_mut() {
+                match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        self.dirs.insert(dir);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch certificate folder; rotate with SIGHUP")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reloads on SIGHUP and when the config file changes; rebuilds the TLS configs when a
+/// certificate, key, CA bundle or CRL file changes. A bad file keeps what is running.
+fn spawn_reloader(
+    gateway: Arc<Gateway>,
+    path: PathBuf,
+    bound: Vec<(String, SocketAddr)>,
+    tls_files: BTreeSet<PathBuf>,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
     let watch_tx = tx.clone();
     let file_name = path.file_name().map(|f| f.to_os_string());
+    let tls_names: Arc<std::sync::Mutex<BTreeSet<OsString>>> = Arc::default();
+    let names = Arc::clone(&tls_names);
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         if matches!(ev.kind, notify::EventKind::Access(_)) {
@@ -249,34 +361,44 @@ fn spawn_reloader(gateway: Arc<Gateway>, path: PathBuf, bound: Vec<(String, Sock
         }
         // Editors replace files and Kubernetes swaps symlinked folders: any change to the
         // file, or to a hidden entry beside it, is worth a look.
-        let relevant = ev.paths.iter().any(|p| {
-            p.file_name().is_some_and(|n| {
-                Some(n.to_os_string()) == file_name || n.to_string_lossy().starts_with("..")
-            })
-        });
-        if relevant {
-            let _ = watch_tx.send("file change");
+        for p in &ev.paths {
+            let Some(n) = p.file_name() else { continue };
+            let swapped = n.to_string_lossy().starts_with("..");
+            if swapped || Some(n.to_os_string()) == file_name {
+                let _ = watch_tx.send("file change");
+            }
+            if swapped || names.lock().is_ok_and(|set| set.contains(n)) {
+                let _ = watch_tx.send(CERT_CHANGE);
+            }
         }
     });
-    let watcher = match watcher {
+    let mut watched = Watched {
+        watcher: None,
+        dirs: BTreeSet::new(),
+        tls_names,
+    };
+    match watcher {
         Ok(mut w) => {
             let dir = path
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            match w.watch(dir, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => Some(w),
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    watched.dirs.insert(dir);
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
-                    None
+                    tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP")
                 }
             }
+            watched.watcher = Some(w);
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
-            None
         }
-    };
+    }
+    watched.add_tls_files(&tls_files);
     if let Ok(mut hup) = signal(SignalKind::hangup()) {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -285,29 +407,82 @@ fn spawn_reloader(gateway: Arc<Gateway>, path: PathBuf, bound: Vec<(String, Sock
             }
         });
     }
+    let certs_tx = tx.clone();
+    gateway.acme.on_issued(move || {
+        let _ = certs_tx.send(CERT_CHANGE);
+    });
     tokio::spawn(async move {
-        let _keep_watching = watcher;
+        let mut watched = watched;
         let mut last_text: Option<String> = None;
         while let Some(trigger) = rx.recv().await {
             // Let a burst of writes settle, then read once.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let mut trigger = trigger;
+            let mut triggers = BTreeSet::from([trigger]);
             while let Ok(t) = rx.try_recv() {
-                if t == "SIGHUP" {
-                    trigger = t;
+                triggers.insert(t);
+            }
+            let full = if triggers.contains("SIGHUP") {
+                Some("SIGHUP")
+            } else if triggers.contains("file change") {
+                Some("file change")
+            } else {
+                None
+            };
+            if let Some(trigger) = full {
+                let text = std::fs::read_to_string(&path).ok();
+                if trigger == "SIGHUP" || text.is_none() || text != last_text {
+                    last_text = text;
+                    if reload(&gateway, &path, &bound, trigger) {
+                        let files = crate::tls::watched_files(&gateway.runtime.load().config);
+                        watched.add_tls_files(&files);
+                        continue;
+                    }
                 }
             }
-            let text = std::fs::read_to_string(&path).ok();
-            if trigger != "SIGHUP" && text.is_some() && text == last_text {
-                continue;
+            if triggers.contains(CERT_CHANGE) || full == Some("SIGHUP") {
+                reload_tls(&gateway);
             }
-            last_text = text;
-            reload(&gateway, &path, &bound, trigger);
         }
     });
 }
 
-fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigger: &str) {
+/// The trigger of a certificate-only reload.
+const CERT_CHANGE: &str = "certificate change";
+
+/// Rebuilds the TLS configs from the running config's files; a file that does not load
+/// keeps the running configs.
+fn reload_tls(gateway: &Gateway) {
+    let rt = gateway.runtime.load();
+    match crate::tls::build_all(&rt.config, &gateway.acme) {
+        Ok(configs) => {
+            let n = configs.len();
+            gateway.tls.swap(configs);
+            metrics::counter!("rampart_tls_reloads_total", "result" => "ok").increment(1);
+            gateway.emit(Event::new("info", "tls.reload").with(
+                "reason",
+                format!("certificates reloaded for {n} listener(s)"),
+            ));
+        }
+        Err(errors) => {
+            metrics::counter!("rampart_tls_reloads_total", "result" => "error").increment(1);
+            tracing::error!(
+                "certificate reload refused, keeping the running certificates:\n{}",
+                errors.join("\n")
+            );
+            gateway.emit(
+                Event::new("error", "tls.reload")
+                    .with(
+                        "reason",
+                        "new certificate files refused; the running ones stay",
+                    )
+                    .with("errors", errors),
+            );
+        }
+    }
+}
+
+/// Reloads the config file; true when the new one is running (TLS configs included).
+fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigger: &str) -> bool {
     match rampart_config::load(path) {
         Ok(config) => {
             for l in &config.listener {
@@ -339,8 +514,11 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
             }
             let warnings: Vec<String> = config.warnings().iter().map(ToString::to_string).collect();
             let workers = gateway.runtime.load().workers();
-            let runtime = match Runtime::build(config, workers) {
-                Ok(rt) => rt,
+            let built = Runtime::build(config, workers).and_then(|rt| {
+                crate::tls::build_all(&rt.config, &gateway.acme).map(|tls| (rt, tls))
+            });
+            let (runtime, tls) = match built {
+                Ok(pair) => pair,
                 Err(errors) => {
                     metrics::counter!("rampart_config_reloads_total", "result" => "error")
                         .increment(1);
@@ -353,10 +531,11 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
                             .with("reason", "new config refused; the running config stays")
                             .with("errors", errors),
                     );
-                    return;
+                    return false;
                 }
             };
             gateway.runtime.store(Arc::new(runtime));
+            gateway.tls.swap(tls);
             metrics::counter!("rampart_config_reloads_total", "result" => "ok").increment(1);
             tracing::info!(trigger, "config reloaded");
             gateway.emit(
@@ -364,6 +543,7 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
                     .with("reason", format!("reloaded on {trigger}"))
                     .with("warnings", warnings),
             );
+            true
         }
         Err(e) => {
             metrics::counter!("rampart_config_reloads_total", "result" => "error").increment(1);
@@ -374,6 +554,7 @@ fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigge
                     .with("reason", "new config refused; the running config stays")
                     .with("errors", errors),
             );
+            false
         }
     }
 }

@@ -87,6 +87,47 @@ impl Upstream {
         up
     }
 
+    /// Like `start`, on TLS with `config`; a client certificate's subject CN is recorded as
+    /// the request header `x-test-peer-cn` of what the upstream saw.
+    pub async fn start_tls(name: &'static str, config: Arc<rustls::ServerConfig>) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let up = Upstream {
+            addr,
+            seen: seen.clone(),
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let peer = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| format!("{} bytes", c.len()));
+                    let svc = service_fn(move |mut req: Request<Incoming>| {
+                        if let Some(p) = &peer {
+                            req.headers_mut()
+                                .insert("x-test-peer-cert", p.parse().unwrap());
+                        }
+                        answer(name, seen.clone(), req)
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        up
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -245,7 +286,7 @@ impl Gateway {
                     )
                 })
                 .collect();
-            (found.len() >= expected).then_some(found)
+            (found.len() >= expected && found.contains_key("admin")).then_some(found)
         })
         .await;
         gw.listeners = listeners;
