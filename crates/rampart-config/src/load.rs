@@ -527,14 +527,7 @@ fn validate_listeners(
                 "same address as admin.bind",
             ));
         }
-        validate_listener_tls(
-            l,
-            &format!("listener[{i}]"),
-            &mut binds,
-            config,
-            errors,
-            warnings,
-        );
+        validate_listener_tls(l, &format!("listener[{i}]"), &mut binds, config, errors);
         if l.firewall.allow.is_empty() {
             warnings.push(err(
                 &format!("listener[{i}].firewall.allow"),
@@ -556,7 +549,6 @@ fn validate_listener_tls(
     binds: &mut BTreeMap<std::net::SocketAddr, usize>,
     config: &Config,
     errors: &mut Vec<ConfigError>,
-    warnings: &mut Vec<ConfigError>,
 ) {
     let Some(tls) = &l.tls else {
         if l.client_auth.is_some() {
@@ -642,7 +634,7 @@ fn validate_listener_tls(
             "tls-alpn-01" => {}
             "http-01" => {
                 if l.redirect_http.is_none() {
-                    warnings.push(err(&format!("{apath}.challenge"), "http-01 is answered on `redirect_http` and plain listeners; make sure port 80 of every domain reaches one"));
+                    errors.push(err(&format!("{apath}.challenge"), "http-01 is answered on this listener's `redirect_http` address (port 80 of every domain must reach it): set `redirect_http`, or use \"tls-alpn-01\""));
                 }
             }
             other => errors.push(err(

@@ -22,20 +22,28 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 /// The ALPN protocol of ACME `tls-alpn-01` validation (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
-/// Answers ACME `tls-alpn-01` validation handshakes.
-pub trait AlpnChallenges: Send + Sync + std::fmt::Debug {
-    /// The validation certificate for `server_name`, when a challenge for it is pending.
-    fn certificate(&self, server_name: &str) -> Option<Arc<CertifiedKey>>;
-}
+/// Wraps a listener's certificate resolver in one that also answers ACME `tls-alpn-01`
+/// validation handshakes.
+pub type AlpnChallengeWrap =
+    Arc<dyn Fn(Arc<dyn ResolvesServerCert>) -> Arc<dyn ResolvesServerCert> + Send + Sync>;
 
 /// What a listener's TLS config is built from beside its config section.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct TlsExtras {
     /// The default certificate when the config names none (an ACME certificate, or a
     /// placeholder until the first one is issued).
     pub default_cert: Option<Arc<CertifiedKey>>,
-    /// Pending ACME `tls-alpn-01` challenges answered on this listener.
-    pub alpn_challenges: Option<Arc<dyn AlpnChallenges>>,
+    /// Answers ACME `tls-alpn-01` on this listener (and offers the `acme-tls/1` ALPN).
+    pub alpn_challenges: Option<AlpnChallengeWrap>,
+}
+
+impl std::fmt::Debug for TlsExtras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsExtras")
+            .field("default_cert", &self.default_cert.is_some())
+            .field("alpn_challenges", &self.alpn_challenges.is_some())
+            .finish()
+    }
 }
 
 /// The crypto provider every TLS config of the gateway uses: aws-lc-rs, restricted to AEAD
@@ -113,28 +121,18 @@ fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     }
 }
 
-/// Chooses the certificate for a handshake: an ACME validation certificate for `acme-tls/1`,
-/// else the exact SNI name, else a wildcard covering it, else the default.
+/// Chooses the certificate for a handshake: the exact SNI name, else a wildcard covering
+/// it, else the default.
 #[derive(Debug)]
 struct SniResolver {
     exact: HashMap<String, Arc<CertifiedKey>>,
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
-    challenges: Option<Arc<dyn AlpnChallenges>>,
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name().map(str::to_ascii_lowercase);
-        if let Some(ch) = &self.challenges {
-            let acme = hello
-                .alpn()
-                .is_some_and(|mut protos| protos.any(|p| p == ACME_TLS_ALPN));
-            if acme {
-                // Only the validation certificate answers a validation handshake.
-                return ch.certificate(name.as_deref()?);
-            }
-        }
         if let Some(name) = name.as_deref() {
             if let Some(c) = self.exact.get(name) {
                 return Some(Arc::clone(c));
@@ -161,7 +159,6 @@ pub fn server_config(
         exact: HashMap::new(),
         wildcard: HashMap::new(),
         default: None,
-        challenges: extras.alpn_challenges.clone(),
     };
     if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
         resolver.default = Some(load_certified_key(
@@ -201,7 +198,12 @@ pub fn server_config(
         None => builder.with_no_client_auth(),
         Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, &provider)?),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let resolver: Arc<dyn ResolvesServerCert> = Arc::new(resolver);
+    let resolver = match &extras.alpn_challenges {
+        Some(wrap) => wrap(resolver),
+        None => resolver,
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     if extras.alpn_challenges.is_some() {
         config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());

@@ -1,23 +1,27 @@
-//! Listeners whose certificate comes from ACME: where the issued certificate is kept, the
-//! placeholder served until the first one is issued, and the challenges pending.
+//! Listeners whose certificate comes from ACME (`tls.acme`): one issuer per listener keeps
+//! `data_dir/acme/<first domain>/cert.pem` current; until the first certificate exists a
+//! self-signed placeholder is served. Challenges are answered from one shared table: http-01
+//! on the listener's `redirect_http` address, tls-alpn-01 on the TLS listener itself.
+//! A newly issued certificate triggers the same reload as a changed certificate file, so the
+//! old one is served until the new one is complete.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rampart_acme::{AcmeSettings, AlpnChallengeResolver, ChallengeKind, Challenges, Issuer};
 use rampart_config::Config;
-use rampart_listen::tls::{AlpnChallenges, load_certified_key, provider};
+use rampart_listen::tls::{AlpnChallengeWrap, load_certified_key, provider};
 use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
 
 /// One ACME-managed listener.
 #[derive(Debug)]
 pub struct AcmeListener {
-    /// The issued certificate chain (PEM).
-    pub cert: PathBuf,
-    /// Its private key (PEM).
-    pub key: PathBuf,
+    settings: AcmeSettings,
+    cert: PathBuf,
+    key: PathBuf,
     placeholder: Arc<CertifiedKey>,
-    tls_alpn: bool,
 }
 
 impl AcmeListener {
@@ -33,41 +37,58 @@ impl AcmeListener {
         }
         Arc::clone(&self.placeholder)
     }
-
-    /// The `tls-alpn-01` answers, when this listener proves its names that way.
-    pub fn alpn_challenges(&self) -> Option<Arc<dyn AlpnChallenges>> {
-        let _ = self.tls_alpn;
-        None
-    }
 }
 
-/// Every ACME-managed listener, by name.
-#[derive(Debug, Default)]
+/// Every ACME-managed listener, by name, and the challenges they answer.
+#[derive(Debug)]
 pub struct AcmeSet {
     listeners: HashMap<String, Arc<AcmeListener>>,
+    challenges: Arc<Challenges>,
+    stop: CancellationToken,
 }
 
 impl AcmeSet {
     /// The ACME listeners of `config`, each with a fresh self-signed placeholder for its
-    /// domains.
+    /// domains. Nothing is fetched until [`AcmeSet::start`].
     pub fn new(config: &Config) -> Result<AcmeSet, String> {
         let mut listeners = HashMap::new();
-        for l in &config.listener {
+        for (i, l) in config.listener.iter().enumerate() {
             let Some(acme) = l.tls.as_ref().and_then(|t| t.acme.as_ref()) else {
                 continue;
             };
-            let dir = config.data_dir.join("acme").join(&acme.domains[0]);
+            let path = format!("listener[{i}].tls.acme");
+            let challenge: ChallengeKind = acme
+                .challenge
+                .parse()
+                .map_err(|e| format!("{path}.challenge: {e}"))?;
+            let settings = AcmeSettings {
+                directory: acme.directory.clone(),
+                domains: acme.domains.clone(),
+                contact: acme.contact.as_slice().to_vec(),
+                challenge,
+                renew_before: acme.renew_before.get(),
+                state_dir: config.data_dir.join("acme"),
+                directory_ca: acme.directory_ca.clone(),
+            };
+            // The issuer validates the settings and names the files it keeps current.
+            let files = Issuer::new(settings.clone(), Arc::new(Challenges::new()))
+                .map_err(|e| format!("{path}: {e}"))?
+                .files();
             listeners.insert(
                 l.name.clone(),
                 Arc::new(AcmeListener {
-                    cert: dir.join("cert.pem"),
-                    key: dir.join("key.pem"),
-                    placeholder: placeholder(&acme.domains)?,
-                    tls_alpn: acme.challenge == "tls-alpn-01",
+                    settings,
+                    cert: files.cert,
+                    key: files.key,
+                    placeholder: placeholder(&acme.domains).map_err(|e| format!("{path}: {e}"))?,
                 }),
             );
         }
-        Ok(AcmeSet { listeners })
+        Ok(AcmeSet {
+            listeners,
+            challenges: Arc::new(Challenges::new()),
+            stop: CancellationToken::new(),
+        })
     }
 
     /// The ACME state of `listener`.
@@ -75,15 +96,53 @@ impl AcmeSet {
         self.listeners.get(listener)
     }
 
-    /// Registers what to do after a certificate is issued (reload the TLS configs).
-    pub fn on_issued(&self, f: impl Fn() + Send + Sync + 'static) {
-        let _ = f;
+    /// The resolver wrapper answering tls-alpn-01 for `listener`, when it proves its names
+    /// that way.
+    pub fn alpn_challenges(&self, listener: &str) -> Option<AlpnChallengeWrap> {
+        let l = self.listeners.get(listener)?;
+        if l.settings.challenge != ChallengeKind::TlsAlpn01 {
+            return None;
+        }
+        let challenges = Arc::clone(&self.challenges);
+        Some(Arc::new(move |inner| {
+            Arc::new(AlpnChallengeResolver::new(inner, Arc::clone(&challenges)))
+        }))
     }
 
     /// The key authorization answering an http-01 challenge `token`, when one is pending.
     pub fn http01(&self, token: &str) -> Option<String> {
-        let _ = token;
-        None
+        if self.listeners.is_empty() {
+            return None;
+        }
+        self.challenges.http01(token)
+    }
+
+    /// Starts one issuer per ACME listener on the current runtime; `issued` is called after
+    /// every new certificate (to reload the TLS configs).
+    pub fn start(&self, issued: Arc<dyn Fn() + Send + Sync>) {
+        for (name, l) in &self.listeners {
+            let issuer = match Issuer::new(l.settings.clone(), Arc::clone(&self.challenges)) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(listener = %name, error = %e, "ACME issuer not started");
+                    continue;
+                }
+            };
+            let issued = Arc::clone(&issued);
+            let stop = self.stop.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                tracing::info!(listener = %name, "ACME certificate management started");
+                issuer
+                    .run(move |_| issued(), async move { stop.cancelled().await })
+                    .await;
+            });
+        }
+    }
+
+    /// Stops the issuers (at shutdown).
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 }
 

@@ -195,6 +195,7 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     admin_stop.cancel();
+    gateway.acme.stop();
     gateway.emit(Event::new("info", "server.stop").with(
         "reason",
         if drained {
@@ -408,9 +409,9 @@ fn spawn_reloader(
         });
     }
     let certs_tx = tx.clone();
-    gateway.acme.on_issued(move || {
+    gateway.acme.start(Arc::new(move || {
         let _ = certs_tx.send(CERT_CHANGE);
-    });
+    }));
     tokio::spawn(async move {
         let mut watched = watched;
         let mut last_text: Option<String> = None;

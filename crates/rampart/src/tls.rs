@@ -53,7 +53,7 @@ pub fn build_all(config: &Config, acme: &AcmeSet) -> Result<TlsConfigs, Vec<Stri
         let extras = match acme.get(&l.name) {
             Some(a) => TlsExtras {
                 default_cert: Some(a.current_certificate()),
-                alpn_challenges: a.alpn_challenges(),
+                alpn_challenges: acme.alpn_challenges(&l.name),
             },
             None => TlsExtras::default(),
         };

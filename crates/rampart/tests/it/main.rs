@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `rampart` binary on loopback, real upstreams, real clients.
 
+mod acme;
 mod auth;
 mod config;
 mod edge;

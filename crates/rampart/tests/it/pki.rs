@@ -42,6 +42,7 @@ impl Ca {
         let cert = params.self_signed(&key).unwrap();
         let cert_pem = cert.pem();
         std::fs::write(dir.join(format!("{name}.pem")), &cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
         Ca {
             dir: dir.to_path_buf(),
             name: name.to_owned(),

@@ -705,3 +705,91 @@ upstream_tls = {{ ca = "{}", server_name = "svc.internal" }}
     );
     assert_eq!(up.count(), n);
 }
+
+/// Runs a command in `dir`, failing the test with its output when it fails.
+fn run_in(dir: &Path, program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_ocsp_response_file_is_stapled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new(d, "ca");
+    let site = ca.server("site", &["localhost"]);
+    // A real OCSP response from openssl's responder: "good" for the site's serial.
+    std::fs::write(
+        d.join("index.txt"),
+        format!(
+            "V\t991231235959Z\t\t{:02X}\tunknown\t/CN=localhost\n",
+            site.serial
+        ),
+    )
+    .unwrap();
+    run_in(
+        d,
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            "site.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ],
+    );
+    run_in(
+        d,
+        "openssl",
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            "req.der",
+            "-respout",
+            "resp.der",
+            "-ndays",
+            "1",
+        ],
+    );
+    let up = Upstream::start("app").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+tls = {{ cert = "{}", key = "{}", ocsp = "{}" }}
+
+[[route]]
+name = "app"
+upstream = "{}"
+"#,
+        p(&site.cert),
+        p(&site.key),
+        p(&d.join("resp.der")),
+        up.url()
+    ))
+    .await;
+    let out = s_client(gw.addr("public"), &["-status", "-servername", "localhost"]);
+    assert!(out.contains("OCSP Response Status: successful"), "{out}");
+    assert!(out.contains("Cert Status: good"), "{out}");
+}
