@@ -397,12 +397,32 @@ fn run_demo(opts: demo::DemoOptions) -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
     let rt = runtime()?;
+    let mut opts = opts;
+    if opts.bind.port() == 0 {
+        // The issuer names the port, so pick it before the config is written.
+        let probe = std::net::TcpListener::bind(opts.bind)
+            .map_err(|e| format!("cannot bind {}: {e}", opts.bind))?;
+        opts.bind = probe.local_addr().map_err(|e| e.to_string())?;
+    }
     rt.block_on(async {
         let app = demo::start_app().await?;
         let path = dir.path().join("rampart.toml");
-        std::fs::write(&path, demo::config_text(&opts, app))
+        std::fs::write(&path, demo::config_text(&opts, opts.bind.port(), app))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         let config = rampart_config::load(&path).map_err(|e| e.to_string())?;
+        // A demo user with a fresh password, shown once.
+        let password = {
+            let server = auth::AuthServer::open(&config)
+                .await?
+                .ok_or("the demo config has no [auth] section")?;
+            let password = demo::generate_password()?;
+            server
+                .svc
+                .add_user("demo", &password)
+                .await
+                .map_err(|e| format!("demo user: {e}"))?;
+            password
+        };
         serve::run(config, |bound| {
             let public = bound
                 .iter()
@@ -414,10 +434,14 @@ fn run_demo(opts: demo::DemoOptions) -> Result<(), String> {
                 .find(|(n, _)| n == "admin")
                 .map(|(_, a)| *a)
                 .unwrap_or(opts.admin);
+            let port = public.port();
             eprintln!(
                 "\nRampart demo is running.\n\
-                 \x20 open    http://{public}/          the demo app, through the gateway\n\
-                 \x20 try     curl -i http://{public}/api/echo\n\
+                 \x20 open    http://localhost:{port}/   sign in as  demo / {password}\n\
+                 \x20         (the password is shown only now; the user lives in the demo's temp folder)\n\
+                 \x20 tour    http://localhost:{port}/tour   security headers, WAF, allow_from, errors\n\
+                 \x20 try     curl -i http://{public}/echo\n\
+                 \x20         curl -i http://{public}/api/hello   (401: needs an access token)\n\
                  \x20         curl -i http://{public}/admin/     (403: allow_from 10.0.0.0/8)\n\
                  \x20 admin   http://{admin}/metrics   /healthz   /readyz\n\
                  \x20 config  {}   (edit and save: changes apply live)\n\

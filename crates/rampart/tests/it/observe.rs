@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use bytes::Bytes;
 use http_body_util::Full;
 
 use crate::support::*;
@@ -122,19 +123,60 @@ async fn demo_runs_with_one_command() {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.trim().strip_prefix("open") {
-                let url = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(url);
+                // "open    URL   sign in as  demo / PASSWORD"
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                let url = words.first().copied().unwrap_or("").to_owned();
+                let password = words.last().copied().unwrap_or("").to_owned();
+                let _ = tx.send((url, password));
             }
         }
     });
-    let url = rx
+    let (url, password) = rx
         .recv_timeout(PATIENCE)
         .expect("the demo prints what to open");
+    let url = url.replace("localhost", "127.0.0.1");
     let page = get(&url).await;
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("Rampart demo"));
     assert!(page.header("x-request-id").is_some());
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    let csp = page.header("content-security-policy").unwrap_or("");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // The API needs a token; the demo user's one-time password gets one.
+    assert_eq!(get(&format!("{url}api/hello")).await.status, 401);
+    let login = send(
+        &client(),
+        req("POST", &format!("{url}auth/login"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                serde_json::json!({ "username": "demo", "password": password }).to_string(),
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    assert!(
+        login
+            .header("set-cookie")
+            .is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict"))
+    );
+    let token = login.json()["access_token"].as_str().unwrap().to_owned();
+    let hello = send(
+        &client(),
+        req("GET", &format!("{url}api/hello"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(hello.status, 200);
+    assert!(hello.json()["user"].is_string());
+    let script = get(&format!("{url}rampart-client.js")).await;
+    assert_eq!(script.status, 200);
+    assert!(String::from_utf8_lossy(&script.body).contains("export function createClient"));
     let admin = get(&format!("{}admin/", url)).await;
     assert_eq!(admin.status, 403);
     let attack = get(&format!("{}api/hello?id=1%27%20OR%20%271%27%3D%271", url)).await;
