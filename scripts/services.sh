@@ -14,6 +14,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -49,3 +51,9 @@ if ! pg_ok; then
     psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
 fi
 echo "services: redis and postgresql ready"
+
+# The browser tests' driver (playwright-core, pinned by clients/browser/package-lock.json).
+if [ ! -d "$(dirname "$0")/../clients/browser/node_modules/playwright-core" ]; then
+  echo "services: installing playwright-core"
+  (cd "$(dirname "$0")/../clients/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi

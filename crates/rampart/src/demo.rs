@@ -19,6 +19,10 @@ pub struct DemoOptions {
     pub bind: SocketAddr,
     /// Admin address.
     pub admin: SocketAddr,
+    /// Access-token lifetime (a duration string).
+    pub access_ttl: String,
+    /// Extra origins the demo API's CORS policy allows.
+    pub allow_origins: Vec<String>,
 }
 
 /// The single-page app (`clients/demo`) and the browser client library it imports
@@ -188,6 +192,20 @@ pub async fn start_app() -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// `s` as a TOML basic string (quotes and backslashes escaped, control characters dropped).
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// The demo's config text. `port` is the public port (known before binding, so the issuer
 /// and the browser's origin agree).
 pub fn config_text(opts: &DemoOptions, port: u16, app: SocketAddr) -> String {
@@ -216,14 +234,15 @@ mode = "enforce"
 [auth]
 issuer = "http://localhost:{port}"
 audience = ["rampart-demo"]
+access_ttl = {access_ttl}
 cors = "demo-spa"
 
 [[cors]]
 name = "demo-spa"
-allow_origins = ["http://localhost:{port}", "http://127.0.0.1:{port}", "http://localhost:5173"]
+allow_origins = ["http://localhost:{port}", "http://127.0.0.1:{port}"{extra_origins}]
 allow_credentials = true
 allow_methods = ["GET", "POST", "PUT", "DELETE"]
-allow_headers = ["Content-Type", "Authorization"]
+allow_headers = ["Content-Type", "Authorization", "X-Demo"]
 
 [[route]]
 name = "admin"
@@ -248,6 +267,12 @@ security_headers = {{ content_security_policy = "{csp}" }}
 "#,
         admin = opts.admin,
         ip = opts.bind.ip(),
+        access_ttl = toml_string(&opts.access_ttl),
+        extra_origins = opts
+            .allow_origins
+            .iter()
+            .map(|o| format!(", {}", toml_string(o)))
+            .collect::<String>(),
         csp = SPA_CSP,
     )
 }
@@ -261,6 +286,8 @@ mod tests {
         let opts = DemoOptions {
             bind: "127.0.0.1:8080".parse().unwrap(),
             admin: "127.0.0.1:9901".parse().unwrap(),
+            access_ttl: "15m".into(),
+            allow_origins: vec!["http://localhost:5173".into()],
         };
         let text = config_text(&opts, 8080, "127.0.0.1:4000".parse().unwrap());
         let c = rampart_config::load_str(&text, std::path::Path::new("/tmp/demo/rampart.toml"))

@@ -48,6 +48,12 @@ enum Command {
         /// Admin address (metrics, health).
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: SocketAddr,
+        /// Access-token lifetime (shorten it, to "20s" say, to watch silent refresh).
+        #[arg(long, default_value = "15m")]
+        access_ttl: String,
+        /// Another origin allowed by the demo API's CORS policy (a SPA dev server); repeatable.
+        #[arg(long = "allow-origin")]
+        allow_origins: Vec<String>,
     },
     /// Run the gateway.
     Serve {
@@ -220,9 +226,19 @@ fn main() -> ExitCode {
                 .and_then(|cfg| runtime()?.block_on(serve::run(cfg, |_| {})));
             finish(result)
         }
-        Command::Demo { bind, admin } => {
+        Command::Demo {
+            bind,
+            admin,
+            access_ttl,
+            allow_origins,
+        } => {
             init_tracing();
-            finish(run_demo(demo::DemoOptions { bind, admin }))
+            finish(run_demo(demo::DemoOptions {
+                bind,
+                admin,
+                access_ttl,
+                allow_origins,
+            }))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod acme;
 mod auth;
+mod browser;
 mod config;
 mod edge;
 mod limits;
