@@ -793,3 +793,37 @@ upstream = "{}"
     assert!(out.contains("OCSP Response Status: successful"), "{out}");
     assert!(out.contains("Cert Status: good"), "{out}");
 }
+
+#[tokio::test]
+async fn a_new_crl_applies_to_new_handshakes_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let clients = Ca::new(dir.path(), "clients");
+    let client = clients.client("svc", Some("spiffe://corp/ns/billing/sa/api"), "svc");
+    let crl = clients.crl("clients.crl", &[]);
+    let up = Upstream::start("app").await;
+    let gw = mtls_gateway(
+        &ca,
+        &clients,
+        &up,
+        "required",
+        &format!(", crl = [\"{}\"]", p(&crl)),
+    )
+    .await;
+    let addr = gw.addr("public");
+    let cfg = client_config(&ca, Some(&client), &[b"http/1.1"]);
+    let r = https_get(addr, cfg.clone(), "/open", &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+    // The CA revokes the client: the CRL file is replaced.
+    let next = clients.crl("clients.crl.new", &[client.serial]);
+    std::fs::rename(&next, &crl).unwrap();
+    let mut refused = false;
+    for _ in 0..600 {
+        if https_get(addr, cfg.clone(), "/open", &[]).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the revoked client is still served");
+}
