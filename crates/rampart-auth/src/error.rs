@@ -68,6 +68,13 @@ pub enum AuthError {
         /// Its user.
         user_id: String,
     },
+    /// Too many failed logins for this username or network: refused before the password is
+    /// checked (client → 429 with `Retry-After`).
+    #[error("too many failed attempts")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is checked.
+        retry_after_secs: u64,
+    },
     /// The session ended (idle or absolute) (client → 401).
     #[error("session expired")]
     SessionExpired,
@@ -119,6 +126,7 @@ impl AuthError {
             | AuthError::RefreshReuse { .. }
             | AuthError::SessionExpired => StatusCode::UNAUTHORIZED,
             AuthError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            AuthError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::UserExists => StatusCode::CONFLICT,
             AuthError::NotFound => StatusCode::NOT_FOUND,
             AuthError::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -153,6 +161,9 @@ impl AuthError {
             StatusCode::UNAUTHORIZED => "authentication required",
             StatusCode::FORBIDDEN => "insufficient scope",
             StatusCode::SERVICE_UNAVAILABLE => "authentication temporarily unavailable",
+            StatusCode::TOO_MANY_REQUESTS => {
+                "too many failed attempts; retry after the time in Retry-After"
+            }
             StatusCode::CONFLICT => "already exists",
             StatusCode::NOT_FOUND => "not found",
             StatusCode::BAD_REQUEST => "invalid request",

@@ -20,6 +20,7 @@ pub mod redis_sync;
 mod revocation;
 mod secret;
 mod service;
+pub mod throttle;
 mod token;
 mod verify;
 

@@ -1076,7 +1076,8 @@ fn validate_routes(
                                 warnings.push(err(&format!("{path}.auth[{j}]"), "no listener asks for client certificates (`client_auth`): this route will answer 401 to everyone"));
                             }
                         }
-                        "session" => errors.push(err(&format!("{path}.auth[{j}]"), "`session` is not available yet; use `jwt`, `api_key`, `mtls` or `none`")),
+                        "session" if auth.is_none() => errors.push(err(&format!("{path}.auth[{j}]"), "`session` needs an [auth] section (sessions live in its store)")),
+                        "session" => {}
                         other => errors.push(err(&format!("{path}.auth[{j}]"), &format!("unknown scheme {other:?}; use `jwt`, `api_key`, `mtls` or `none`"))),
                     }
                 }

@@ -15,6 +15,14 @@ use rampart_auth::{
 use rampart_config::ValidatedConfig;
 use rampart_proxy::ProxyBody;
 
+mod signin;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Paths the auth server answers, ahead of every route.
 pub fn is_builtin_path(path: &str) -> bool {
     path.starts_with("/auth/") || path == "/.well-known/jwks.json"
@@ -26,6 +34,7 @@ pub struct AuthServer {
     pub svc: Arc<AuthService>,
     issuer_origin: String,
     cors_origins: Vec<String>,
+    throttle: rampart_auth::throttle::LoginThrottle,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -123,6 +132,7 @@ impl AuthServer {
             svc: Arc::new(svc),
             issuer_origin: origin_of(&a.issuer),
             cors_origins,
+            throttle: rampart_auth::throttle::LoginThrottle::new(Default::default()),
         })))
     }
 
@@ -158,11 +168,41 @@ impl AuthServer {
                     tracing::warn!(error = %e, "signing keys not reloaded");
                 }
                 me.svc.purge();
+                me.throttle.sweep(now_ms());
                 if n % 120 == 0 {
                     let _ = me.svc.purge_expired_rows().await;
                 }
             }
         });
+    }
+
+    /// Checks a password against the failure counters of its username and the client's
+    /// network, and counts the outcome: attempts past the thresholds are refused (429) before
+    /// the password hash is touched.
+    async fn throttled_login<T>(
+        &self,
+        username: &str,
+        client: &str,
+        attempt: impl std::future::Future<Output = Result<T, AuthError>>,
+    ) -> Result<T, AuthError> {
+        let network = client
+            .parse::<std::net::IpAddr>()
+            .map(|ip| rampart_listen::ip_group(ip).to_string())
+            .unwrap_or_else(|_| client.to_owned());
+        if let Err(t) = self.throttle.check(username, &network, now_ms()) {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_secs: t.retry_after.as_secs_f64().ceil() as u64,
+            });
+        }
+        let outcome = attempt.await;
+        match &outcome {
+            Ok(_) => self.throttle.succeeded(username),
+            Err(AuthError::InvalidCredentials) => {
+                self.throttle.failed(username, &network, now_ms())
+            }
+            Err(_) => {}
+        }
+        outcome
     }
 
     /// Whether an unsafe request to a cookie endpoint may come from this page (CSRF defense
@@ -198,6 +238,13 @@ pub enum EndpointAnswer {
     MethodNotAllowed(Vec<Method>),
     /// A cookie endpoint called from another site.
     CrossSite,
+    /// A page (the sign-in form), with the security event it stands for when it refuses.
+    Page {
+        /// The page.
+        response: Response<ProxyBody>,
+        /// Event name when the page answers a refusal (`auth.login.fail`, `auth.csrf`).
+        event: Option<&'static str>,
+    },
 }
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
@@ -261,6 +308,7 @@ impl AuthServer {
         &self,
         method: &Method,
         path: &str,
+        query: Option<&str>,
         headers: &HeaderMap,
         body: &[u8],
         client: &str,
@@ -297,6 +345,8 @@ impl AuthServer {
                 );
                 EndpointAnswer::Response(r)
             }
+            "/auth/signin" => self.signin(method, headers, query, body, client).await,
+            "/auth/signout" => self.signout(method, headers).await,
             "/auth/login" => {
                 if let Some(a) = post_only(method) {
                     return a;
@@ -316,11 +366,17 @@ impl AuthServer {
                     client_addr: Some(client),
                     user_agent: ua,
                 };
-                match self.svc.login(req).await {
+                match self
+                    .throttled_login(&creds.username, client, self.svc.login(req))
+                    .await
+                {
                     Ok(grant) => EndpointAnswer::Response(with_cookie(
                         json(StatusCode::OK, &grant.body_json()),
                         &grant.set_cookie(),
                     )),
+                    Err(e @ AuthError::TooManyAttempts { .. }) => {
+                        refused(e, "auth.login.throttled")
+                    }
                     Err(e) => refused(e, "auth.login.fail"),
                 }
             }

@@ -190,6 +190,29 @@ fn strip_identity_headers<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
+/// Removes the cookie `name` from the `Cookie` headers (dropping a header left empty).
+fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
+    let values: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|c| c.split_once('=').map_or(*c, |(k, _)| k).trim() != name)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    headers.remove(http::header::COOKIE);
+    for v in values {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.append(http::header::COOKIE, v);
+        }
+    }
+}
+
 fn respond(v: Verdict) -> Option<Response<ProxyBody>> {
     match v {
         Verdict::Respond(r) => Some(r),
@@ -840,7 +863,7 @@ impl Gateway {
         let Some(required) = rt
             .route_auth
             .get(route.index)
-            .filter(|a| a.jwt || a.api_key || a.mtls)
+            .filter(|a| a.jwt || a.api_key || a.mtls || a.session)
         else {
             return Verdict::Continue;
         };
@@ -886,6 +909,82 @@ impl Gateway {
                     return self.refuse(ctx, GatewayError::ClientCertRequired);
                 }
                 None => {}
+            }
+        }
+        if required.session {
+            let Some(server) = self.auth.clone() else {
+                return self.refuse(ctx, GatewayError::Unavailable("authentication"));
+            };
+            let headers = match ctx.req.as_ref() {
+                Some(r) => r.headers().clone(),
+                None => return Verdict::Continue,
+            };
+            match server.session_identity(&headers).await {
+                Ok(id) => {
+                    if let Some(req) = ctx.req.as_mut() {
+                        let h = req.headers_mut();
+                        // The session cookie is the gateway's credential, not the app's.
+                        strip_cookie(h, rampart_auth::cookie::SESSION_COOKIE);
+                        for (name, value) in [
+                            ("x-rampart-subject", id.user_id.as_str()),
+                            ("x-rampart-session", id.sid.as_str()),
+                        ] {
+                            if let Ok(v) = HeaderValue::from_str(value) {
+                                h.insert(HeaderName::from_static(name), v);
+                            }
+                        }
+                    }
+                    ctx.principal = Some(Principal {
+                        subject: id.user_id,
+                        scopes: Vec::new(),
+                        session: Some(id.sid),
+                        client: None,
+                        api_key: None,
+                    });
+                    return Verdict::Continue;
+                }
+                Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                    return self.refuse(ctx, GatewayError::Auth(e));
+                }
+                Err(e) if !(required.jwt || required.api_key) => {
+                    self.security_event(
+                        ctx,
+                        "auth.session.fail",
+                        Mode::Enforce,
+                        401,
+                        &e.to_string(),
+                    );
+                    let navigation = (ctx.method == Method::GET || ctx.method == Method::HEAD)
+                        && headers
+                            .get(http::header::ACCEPT)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|a| a.contains("text/html"));
+                    if navigation {
+                        // A browser is sent to the sign-in page, and back here afterwards.
+                        let back: String = form_urlencoded::Serializer::new(String::new())
+                            .append_pair("return_to", &ctx.log_uri)
+                            .finish();
+                        let mut r = Response::new(
+                            http_body_util::Empty::<bytes::Bytes>::new()
+                                .map_err(|never| match never {})
+                                .boxed_unsync(),
+                        );
+                        *r.status_mut() = StatusCode::SEE_OTHER;
+                        if let Ok(v) = HeaderValue::from_str(&format!("/auth/signin?{back}")) {
+                            r.headers_mut().insert(http::header::LOCATION, v);
+                        }
+                        r.headers_mut().insert(
+                            http::header::CACHE_CONTROL,
+                            HeaderValue::from_static("no-store"),
+                        );
+                        return Verdict::Respond(r);
+                    }
+                    return self.refuse(
+                        ctx,
+                        GatewayError::Auth(rampart_auth::AuthError::MissingCredentials),
+                    );
+                }
+                Err(_) => {}
             }
         }
         let Some(server) = self.auth.clone() else {
@@ -1046,18 +1145,36 @@ impl Gateway {
         let client = ctx.chain.client.to_string();
         let path = ctx.path.clone();
         match server
-            .answer(&parts.method, &path, &parts.headers, &body, &client)
+            .answer(
+                &parts.method,
+                &path,
+                parts.uri.query(),
+                &parts.headers,
+                &body,
+                &client,
+            )
             .await
         {
+            crate::auth::EndpointAnswer::Page { response, event } => {
+                if let Some(event) = event {
+                    let status = response.status().as_u16();
+                    self.security_event(ctx, event, Mode::Enforce, status, "sign-in refused");
+                    if status == 401 {
+                        self.offence(ctx, Offence::AuthFailed);
+                    }
+                }
+                Verdict::Respond(response)
+            }
             crate::auth::EndpointAnswer::Response(r) => {
-                if path == "/auth/login" || path == "/auth/refresh" {
+                let signed_in = path == "/auth/signin" && r.status() == StatusCode::SEE_OTHER;
+                if path == "/auth/login" || path == "/auth/refresh" || signed_in {
                     self.emit(
                         Event::new(
                             "info",
-                            if path == "/auth/login" {
-                                "auth.login"
-                            } else {
+                            if path == "/auth/refresh" {
                                 "auth.refresh"
+                            } else {
+                                "auth.login"
                             },
                         )
                         .with("request_id", ctx.request_id.as_str())

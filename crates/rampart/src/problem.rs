@@ -108,6 +108,9 @@ impl GatewayError {
             GatewayError::Invalid(_) => "invalid-request",
             GatewayError::Auth(e) if e.status() == StatusCode::FORBIDDEN => "insufficient-scope",
             GatewayError::Auth(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            GatewayError::Auth(e) if e.status() == StatusCode::TOO_MANY_REQUESTS => {
+                "too-many-attempts"
+            }
             GatewayError::Auth(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
             GatewayError::Auth(_) => "auth-refused",
             GatewayError::CrossSite => "cross-site",
@@ -200,6 +203,14 @@ impl GatewayError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(self, GatewayError::Unavailable(_)) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let GatewayError::Auth(rampart_auth::AuthError::TooManyAttempts { retry_after_secs }) =
+            self
+        {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(&1).to_owned()),
+            );
         }
         if let GatewayError::Auth(e) = self
             && let Some(v) = e

@@ -106,6 +106,8 @@ pub struct RouteAuth {
     pub scopes: Vec<String>,
     /// A verified client certificate is accepted.
     pub mtls: bool,
+    /// A server-side session cookie (`/auth/signin`) is accepted.
+    pub session: bool,
     /// Client-certificate identities allowed (`None`: any verified one).
     pub allow_identities: Option<Vec<String>>,
 }
@@ -232,6 +234,10 @@ impl Runtime {
                     .auth
                     .as_ref()
                     .is_some_and(|a| a.iter().any(|x| x == "mtls")),
+                session: r
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.iter().any(|x| x == "session")),
                 allow_identities: r.allow_identities.clone(),
             })
             .collect();

@@ -442,3 +442,203 @@ async fn api_keys_from_the_cli_work_until_revoked() {
         "revoked at once"
     );
 }
+
+/// The `Set-Cookie` header starting with `name=`, as `name=value`.
+fn set_cookie(r: &Reply, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+fn csrf_field(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn signin_post(gw: &Gateway, cookie: &str, fields: &[(&str, &str)]) -> Reply {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    send(
+        &client(),
+        req("POST", &gw.url("/auth/signin"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn session_routes_sign_in_through_a_plain_html_form_and_sign_out_at_once() {
+    let up = Upstream::start("app").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[auth]
+issuer = "https://app.example.com"
+audience = ["app"]
+[[route]]
+name = "app"
+match = {{ path_prefix = "/app/" }}
+upstream = "{u}"
+auth = ["session"]
+[[route]]
+name = "public"
+upstream = "{u}"
+auth = ["none"]
+"#,
+        u = up.url()
+    ))
+    .await;
+    add_user(&gw, "ada", "correct horse battery staple");
+
+    // A browser without a session is sent to the sign-in page and back; an API client gets 401.
+    let nav = send(
+        &client(),
+        req("GET", &gw.url("/app/inbox?x=1"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(nav.status, 303);
+    assert_eq!(
+        nav.header("location"),
+        Some("/auth/signin?return_to=%2Fapp%2Finbox%3Fx%3D1")
+    );
+    assert_eq!(get(&gw.url("/app/inbox")).await.status, 401);
+    assert_eq!(up.count(), 0);
+
+    // The form: plain HTML, strict CSP, escaped, with a CSRF token bound to a cookie.
+    let page = get(&gw.url("/auth/signin?return_to=%2Fapp%2F%22%3E%3Cscript%3E")).await;
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
+        "{csp}"
+    );
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(html.contains("<label for=\"password\">"));
+    let csrf = csrf_field(&html);
+    let csrf_cookie = set_cookie(&page, "__Host-rampart_csrf").unwrap();
+    assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"));
+    let csrf_cookie = csrf_cookie.split(';').next().unwrap().to_owned();
+
+    // Without the matching cookie the form is refused (CSRF), whatever the password.
+    let r = signin_post(
+        &gw,
+        "__Host-rampart_csrf=other",
+        &[
+            ("csrf", &csrf),
+            ("username", "ada"),
+            ("password", "correct horse battery staple"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(set_cookie(&r, "__Host-rampart_session").is_none());
+    // A wrong password re-renders the form with a generic, escaped message.
+    let r = signin_post(
+        &gw,
+        &csrf_cookie,
+        &[("csrf", &csrf), ("username", "<ada>"), ("password", "nope")],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let again = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(again.contains("Wrong username or password.") && again.contains("&lt;ada&gt;"));
+    assert!(!again.contains("<ada>"));
+
+    // The right password: a session cookie, and back to a local path only.
+    let r = signin_post(
+        &gw,
+        &csrf_cookie,
+        &[
+            ("csrf", &csrf),
+            ("username", "ada"),
+            ("password", "correct horse battery staple"),
+            ("return_to", "//evil.example/"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{:?}", r.body);
+    assert_eq!(r.header("location"), Some("/"));
+    let session = set_cookie(&r, "__Host-rampart_session").expect("a session cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attr), "{attr} missing in {session}");
+    }
+    let session = session.split(';').next().unwrap().to_owned();
+    let with_session = |path: &str| {
+        req("GET", &gw.url(path))
+            .header("cookie", format!("theme=dark; {session}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    let r = send(&client(), with_session("/app/inbox")).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last();
+    assert!(seen.headers["x-rampart-subject"].to_str().unwrap().len() > 4);
+    assert!(seen.headers.contains_key("x-rampart-session"));
+    // The upstream gets the app's cookies, never the gateway's session cookie.
+    assert_eq!(seen.headers["cookie"], "theme=dark");
+
+    // Sign out: the session ends at once.
+    let r = send(
+        &client(),
+        req("POST", &gw.url("/auth/signout"))
+            .header("cookie", session.as_str())
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert!(
+        set_cookie(&r, "__Host-rampart_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        send(&client(), with_session("/app/inbox")).await.status,
+        401
+    );
+    gw.event("a failed sign-in event", |e| {
+        e["event"] == "auth.login.fail"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_login_failures_are_slowed_then_refused_before_the_password_is_checked() {
+    let up = Upstream::start("api").await;
+    let gw = Gateway::start(&config(&up)).await;
+    add_user(&gw, "ada", "correct horse battery staple");
+    for _ in 0..5 {
+        assert_eq!(login(&gw, "ada", "guess").await.status, 401);
+    }
+    // The sixth attempt comes too soon: refused without looking at the password, even the
+    // right one, with the time to wait.
+    let r = login(&gw, "Ada", "correct horse battery staple").await;
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("too-many-attempts"));
+    assert!(r.header("set-cookie").is_none());
+    // An unknown user and a wrong password still look alike to the client.
+    let unknown = login(&gw, "nobody", "x").await;
+    let wrong = login(&gw, "grace", "x").await;
+    assert_eq!((unknown.status.as_u16(), wrong.status.as_u16()), (401, 401));
+    assert_eq!(unknown.json()["type"], wrong.json()["type"]);
+    gw.event("a throttled login event", |e| {
+        e["event"] == "auth.login.throttled"
+    })
+    .await;
+}
