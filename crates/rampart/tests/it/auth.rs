@@ -52,11 +52,15 @@ auth = ["none"]
 }
 
 fn add_user(gw: &Gateway, name: &str, password: &str) {
+    add_user_with_key(gw, name, password, "");
+}
+
+fn add_user_with_key(gw: &Gateway, name: &str, password: &str, key: &str) {
     let mut child = Command::new(bin())
         .args(["user", "add", "--config"])
         .arg(&gw.config)
         .arg(name)
-        .env("RAMPART_KEY", "")
+        .env("RAMPART_KEY", key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -641,4 +645,126 @@ async fn repeated_login_failures_are_slowed_then_refused_before_the_password_is_
         e["event"] == "auth.login.throttled"
     })
     .await;
+}
+
+/// A fresh PostgreSQL database on the test server, dropped when the guard goes.
+struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b).unwrap();
+        let name = format!(
+            "rampart_it_{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let ok = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+            .arg(format!("create database {name}"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "cannot create a PostgreSQL database (scripts/services.sh starts the server)"
+        );
+        PgDatabase { name }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+            .arg(format!(
+                "drop database if exists {} with (force)",
+                self.name
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_is_enforced_by_another_through_redis() {
+    let db = PgDatabase::create();
+    let up = Upstream::start("api").await;
+    let mut raw_key = [0u8; 32];
+    getrandom::fill(&mut raw_key).unwrap();
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(raw_key);
+    let body = format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[store]
+url = "{}"
+[shared]
+url = "redis://127.0.0.1:6379"
+[auth]
+issuer = "https://auth.example.com"
+audience = ["api"]
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api/" }}
+upstream = "{}"
+auth = ["jwt"]
+"#,
+        db.url(),
+        up.url()
+    );
+    let env = [("RAMPART_KEY", key.as_str())];
+    let a = Gateway::start_with_env(&body, "", &env).await;
+    let b = Gateway::start_with_env(&body, "", &env).await;
+    add_user_with_key(&a, "ada", "correct horse battery staple", &key);
+
+    let r = login(&a, "ada", "correct horse battery staple").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    // Node B verifies A's token on its own (keys from the shared store, no lookup per request).
+    assert_eq!(
+        send(&client(), bearer(b.url("/api/x"), &token))
+            .await
+            .status,
+        200
+    );
+
+    // Log out everywhere on A: B refuses the still-unexpired token once the revocation
+    // reaches it through Redis.
+    let out = send(
+        &client(),
+        req("POST", &a.url("/auth/logout-all"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.status, 204, "{:?}", out.body);
+    assert_eq!(
+        send(&client(), bearer(a.url("/api/x"), &token))
+            .await
+            .status,
+        401
+    );
+    let mut refused = false;
+    for _ in 0..600 {
+        if send(&client(), bearer(b.url("/api/x"), &token))
+            .await
+            .status
+            == 401
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "node B still accepts a token of a revoked session");
 }

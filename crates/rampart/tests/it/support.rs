@@ -238,6 +238,11 @@ impl Gateway {
 
     /// Like `start`, with extra lines for the `[events]` table.
     pub async fn start_with_events(body: &str, events_extra: &str) -> Gateway {
+        Gateway::start_with_env(body, events_extra, &[]).await
+    }
+
+    /// Like `start_with_events`, with extra environment variables for the process.
+    pub async fn start_with_env(body: &str, events_extra: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("rampart.toml");
         let events = dir.path().join("events.jsonl");
@@ -254,6 +259,7 @@ impl Gateway {
             .args(["serve", "--config"])
             .arg(&config)
             .env("RAMPART_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(out)
             .spawn()
