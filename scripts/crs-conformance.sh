@@ -8,6 +8,8 @@ shared=${RAMPART_SHARED_DIR:-$repo/../shared}
 bin=${1:-$repo/target/debug/rampart}
 ftw=$shared/tools/ftw
 [ -x "$bin" ] || { echo "no rampart binary at $bin (build it first)" >&2; exit 2; }
+[ -d "$shared/crs/rules" ] && [ -d "$ftw" ] ||
+  { echo "no CRS rules or runner under $shared (set RAMPART_SHARED_DIR)" >&2; exit 2; }
 python3 -c 'import yaml' 2>/dev/null || { apt-get install -y -qq python3-yaml >/dev/null 2>&1 || python3 -m pip install -q PyYAML; }
 work=$(mktemp -d)
 pids=()
@@ -50,6 +52,11 @@ run_suite() { # $1: results file, $2...: extra runner arguments
     --show-failures-only "$@") >> "$work/run.log" 2>&1 || true
 }
 run_suite "$work/results.json"
+if [ ! -s "$work/results.json" ]; then
+  echo "the CRS runner wrote no results; its output and the gateway's:" >&2
+  tail -n 30 "$work/run.log" "$work/gateway.err" >&2
+  exit 1
+fi
 # A test that newly fails is run once more on its own, so a loaded machine's timeout is not
 # taken for a regression; it counts only if it fails again.
 new=$(python3 - "$work/results.json" "$repo/crates/rampart-waf/crs-known-failures.txt" <<'PY'
