@@ -1248,3 +1248,103 @@ fn validate_header_edits(edits: &HeaderEdits, path: &str, errors: &mut Vec<Confi
         }
     }
 }
+
+#[cfg(test)]
+mod tls_checks {
+    use super::*;
+
+    fn errors(body: &str) -> Vec<String> {
+        let text = format!(
+            "version = 1\n{body}\n[[route]]\nname = \"app\"\nupstream = \"http://127.0.0.1:9\"\n"
+        );
+        match load_str(&text, Path::new("/etc/rampart/rampart.toml")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn refused(body: &str, path: &str) {
+        let errs = errors(body);
+        assert!(
+            errs.iter().any(|e| e.starts_with(path)),
+            "{path} not in {errs:?}"
+        );
+    }
+
+    const L: &str = "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:8443\"\n";
+
+    #[test]
+    fn unsafe_or_incomplete_tls_settings_are_refused_with_their_key() {
+        refused(
+            &format!("{L}tls = {{ cert = \"a.pem\", key = \"a.key\", min_version = \"1.0\" }}"),
+            "listener[0].tls.min_version",
+        );
+        refused(
+            &format!("{L}tls = {{ cert = \"a.pem\" }}"),
+            "listener[0].tls.key",
+        );
+        refused(&format!("{L}tls = {{}}"), "listener[0].tls");
+        refused(
+            &format!("{L}client_auth = {{ ca = \"ca.pem\" }}"),
+            "listener[0].client_auth",
+        );
+        refused(
+            &format!("{L}redirect_http = \"127.0.0.1:8080\""),
+            "listener[0].redirect_http",
+        );
+        refused(
+            &format!(
+                "{L}tls = {{ acme = {{ directory = \"https://acme.test/dir\", domains = [\"a.test\"] }} }}"
+            ),
+            "listener[0].tls.acme.challenge",
+        );
+        refused(
+            &format!(
+                "{L}tls = {{ acme = {{ directory = \"http://acme.test/dir\", domains = [\"*.a.test\"], challenge = \"tls-alpn-01\" }} }}"
+            ),
+            "listener[0].tls.acme.directory",
+        );
+        refused(
+            &format!(
+                "{L}tls = {{ acme = {{ directory = \"https://acme.test/dir\", domains = [\"*.a.test\"], challenge = \"tls-alpn-01\" }} }}"
+            ),
+            "listener[0].tls.acme.domains[0]",
+        );
+        refused(
+            &format!(
+                "{L}tls = {{ cert = \"a.pem\", key = \"a.key\" }}\nredirect_http = \"127.0.0.1:8443\""
+            ),
+            "listener[0].redirect_http",
+        );
+        // Relative paths are the config file's folder's.
+        let ok = load_str(
+            &format!("version = 1\n{L}tls = {{ cert = \"a.pem\", key = \"k/a.key\" }}\n[[route]]\nname = \"app\"\nupstream = \"https://127.0.0.1:9\"\nupstream_tls = {{ ca = \"ca.pem\" }}\n"),
+            Path::new("/etc/rampart/rampart.toml"),
+        )
+        .unwrap();
+        let tls = ok.listener[0].tls.as_ref().unwrap();
+        assert_eq!(tls.key.as_deref(), Some(Path::new("/etc/rampart/k/a.key")));
+    }
+
+    #[test]
+    fn route_identity_and_upstream_tls_rules() {
+        let route = |extra: &str| {
+            format!(
+                "{L}[[route]]\nname = \"svc\"\nmatch = {{ path_prefix = \"/svc\" }}\nupstream = \"http://127.0.0.1:9\"\n{extra}"
+            )
+        };
+        refused(
+            &route("allow_identities = [\"spiffe://corp/*\"]"),
+            "route[0].allow_identities",
+        );
+        refused(
+            &route("auth = [\"mtls\"]\nallow_identities = [\"spiffe://*/x\"]"),
+            "route[0].allow_identities[0]",
+        );
+        refused(
+            &route("upstream_tls = { ca = \"ca.pem\" }"),
+            "route[0].upstream_tls",
+        );
+        refused(&route("auth = [\"session\"]"), "route[0].auth[0]");
+    }
+}

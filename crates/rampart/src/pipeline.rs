@@ -915,11 +915,19 @@ impl Gateway {
             let Some(server) = self.auth.clone() else {
                 return self.refuse(ctx, GatewayError::Unavailable("authentication"));
             };
-            let headers = match ctx.req.as_ref() {
-                Some(r) => r.headers().clone(),
+            // Only what the check needs is copied out: the request cannot be held across the
+            // store lookup.
+            let (cookie, wants_html) = match ctx.req.as_ref() {
+                Some(r) => (
+                    crate::auth::AuthServer::session_cookie_value(r.headers()),
+                    r.headers()
+                        .get(http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|a| a.contains("text/html")),
+                ),
                 None => return Verdict::Continue,
             };
-            match server.session_identity(&headers).await {
+            match server.session_identity(cookie.as_deref()).await {
                 Ok(id) => {
                     if let Some(req) = ctx.req.as_mut() {
                         let h = req.headers_mut();
@@ -954,11 +962,8 @@ impl Gateway {
                         401,
                         &e.to_string(),
                     );
-                    let navigation = (ctx.method == Method::GET || ctx.method == Method::HEAD)
-                        && headers
-                            .get(http::header::ACCEPT)
-                            .and_then(|v| v.to_str().ok())
-                            .is_some_and(|a| a.contains("text/html"));
+                    let navigation =
+                        (ctx.method == Method::GET || ctx.method == Method::HEAD) && wants_html;
                     if navigation {
                         // A browser is sent to the sign-in page, and back here afterwards.
                         let back: String = form_urlencoded::Serializer::new(String::new())

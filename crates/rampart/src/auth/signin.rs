@@ -276,12 +276,17 @@ impl AuthServer {
         EndpointAnswer::Response(r)
     }
 
-    /// The session a request's `__Host-rampart_session` cookie belongs to.
+    /// The value of the `__Host-rampart_session` cookie among `headers`.
+    pub fn session_cookie_value(headers: &HeaderMap) -> Option<String> {
+        cookie_value(headers, SESSION_COOKIE).map(str::to_owned)
+    }
+
+    /// The session a `__Host-rampart_session` cookie value belongs to.
     pub async fn session_identity(
         &self,
-        headers: &HeaderMap,
+        cookie: Option<&str>,
     ) -> Result<SessionIdentity, AuthError> {
-        let value = cookie_value(headers, SESSION_COOKIE).ok_or(AuthError::MissingCredentials)?;
+        let value = cookie.ok_or(AuthError::MissingCredentials)?;
         self.svc.authenticate_session_cookie(value).await
     }
 }
