@@ -16,6 +16,11 @@ command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Attack tools of the DDoS tests.
+command -v slowhttptest >/dev/null 2>&1 || need_apt+=(slowhttptest)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+# schemathesis (the validation tests' request generator) lives in its own virtualenv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -56,4 +61,15 @@ echo "services: redis and postgresql ready"
 if [ ! -d "$(dirname "$0")/../clients/browser/node_modules/playwright-core" ]; then
   echo "services: installing playwright-core"
   (cd "$(dirname "$0")/../clients/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The validation tests' request generator, pinned by scripts/requirements-test.txt.
+tools=${RAMPART_TOOLS:-/opt/rampart-tools}
+req=$(dirname "$0")/requirements-test.txt
+if ! cmp -s "$req" "$tools/py/requirements-test.txt" 2>/dev/null || [ ! -x "$tools/py/bin/st" ]; then
+  echo "services: installing schemathesis into $tools/py"
+  rm -rf "$tools/py"
+  python3 -m venv "$tools/py"
+  "$tools/py/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$tools/py/requirements-test.txt"
 fi

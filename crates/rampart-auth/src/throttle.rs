@@ -90,10 +90,41 @@ impl LoginThrottle {
         }
     }
 
-    fn user_key(username: &str) -> String {
+    /// The throttle's settings.
+    pub fn policy(&self) -> &ThrottlePolicy {
+        &self.policy
+    }
+
+    /// The counter key of a username (case-insensitive, at most 256 characters kept).
+    pub fn user_key(username: &str) -> String {
         let mut k = String::from("u:");
         k.extend(username.chars().take(256).flat_map(char::to_lowercase));
         k
+    }
+
+    /// The counter key of a client network (as `rampart_listen::ip_group` prints it).
+    pub fn network_key(network: &str) -> String {
+        format!("n:{network}")
+    }
+
+    /// How long a key with `count` failures, the last at `last_ms`, must wait at `now_ms`
+    /// under `limits` (None: it may try now). Also used with counts kept in a shared store.
+    pub fn wait_for(
+        limits: &ThrottleLimits,
+        count: u32,
+        last_ms: i64,
+        now_ms: i64,
+    ) -> Option<Throttled> {
+        Self::wait(limits, &Failures { count, last_ms }, now_ms)
+    }
+
+    /// The longer of two waits.
+    pub fn longer(a: Option<Throttled>, b: Option<Throttled>) -> Option<Throttled> {
+        match (a, b) {
+            (None, None) => None,
+            (Some(a), None) | (None, Some(a)) => Some(a),
+            (Some(a), Some(b)) => Some(if a.retry_after >= b.retry_after { a } else { b }),
+        }
     }
 
     fn wait(limits: &ThrottleLimits, f: &Failures, now_ms: i64) -> Option<Throttled> {
@@ -121,12 +152,11 @@ impl LoginThrottle {
             .get(&Self::user_key(username))
             .and_then(|f| Self::wait(&self.policy.per_user, f, now_ms));
         let net = keys
-            .get(&format!("n:{network}"))
+            .get(&Self::network_key(network))
             .and_then(|f| Self::wait(&self.policy.per_network, f, now_ms));
-        match (user, net) {
-            (None, None) => Ok(()),
-            (Some(a), None) | (None, Some(a)) => Err(a),
-            (Some(a), Some(b)) => Err(if a.retry_after >= b.retry_after { a } else { b }),
+        match Self::longer(user, net) {
+            None => Ok(()),
+            Some(t) => Err(t),
         }
     }
 
@@ -147,7 +177,7 @@ impl LoginThrottle {
                 keys.remove(&stalest);
             }
         }
-        for key in [Self::user_key(username), format!("n:{network}")] {
+        for key in [Self::user_key(username), Self::network_key(network)] {
             let f = keys.entry(key).or_insert(Failures {
                 count: 0,
                 last_ms: now_ms,

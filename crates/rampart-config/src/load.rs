@@ -707,6 +707,8 @@ fn validate_limits(
         ("idle_timeout", l.idle_timeout),
         ("upstream_connect_timeout", l.upstream_connect_timeout),
         ("upstream_timeout", l.upstream_timeout),
+        ("body_timeout", l.body_timeout),
+        ("request_timeout", l.request_timeout),
     ] {
         if d.get().is_zero() {
             errors.push(err(&format!("limits.{key}"), "must be longer than 0"));
@@ -714,6 +716,24 @@ fn validate_limits(
     }
     if l.max_connections == 0 {
         errors.push(err("limits.max_connections", "must be at least 1"));
+    }
+    if l.max_requests_in_flight == 0 {
+        errors.push(err("limits.max_requests_in_flight", "must be at least 1"));
+    }
+    if !(1..=10_000).contains(&l.h2_max_concurrent_streams) {
+        errors.push(err(
+            "limits.h2_max_concurrent_streams",
+            "must be between 1 and 10000",
+        ));
+    }
+    if l.h2_max_resets == 0 {
+        errors.push(err("limits.h2_max_resets", "must be at least 1"));
+    }
+    if l.request_timeout.get() < l.header_read_timeout.get() {
+        warnings.push(err(
+            "limits.request_timeout",
+            "shorter than limits.header_read_timeout",
+        ));
     }
     if l.max_connections_per_ip == 0 {
         errors.push(err("limits.max_connections_per_ip", "must be at least 1"));

@@ -311,6 +311,29 @@ pub struct Limits {
     /// On SIGTERM, how long in-flight requests have to finish. Default `30s`.
     #[serde(default = "d_drain_timeout")]
     pub drain_timeout: DurationStr,
+    /// Time a request body may take before `min_body_rate` applies (and on top of it).
+    /// Default `20s`.
+    #[serde(default = "d_body_timeout")]
+    pub body_timeout: DurationStr,
+    /// Bytes per second a request body must average once `body_timeout` is used up; slower
+    /// bodies are cut with 408. 0 turns the rate off. Default 500.
+    #[serde(default = "d_min_body_rate")]
+    pub min_body_rate: u64,
+    /// Time from a request's head to the end of its body; 408 beyond. Default `5m`.
+    #[serde(default = "d_request_timeout")]
+    pub request_timeout: DurationStr,
+    /// Requests handled at once across all listeners; beyond, new ones are answered 503 with
+    /// `Retry-After` at once instead of queueing. Default 10000.
+    #[serde(default = "d_max_requests_in_flight")]
+    pub max_requests_in_flight: usize,
+    /// HTTP/2 streams open at once per connection. Default 128.
+    #[serde(default = "d_h2_max_concurrent_streams")]
+    pub h2_max_concurrent_streams: u32,
+    /// Requests a client may cancel (HTTP/2 `RST_STREAM`, or a dropped connection) per
+    /// connection within 10 s; beyond, the connection is closed and the client scored for
+    /// stream abuse (HTTP/2 rapid reset). Default 100.
+    #[serde(default = "d_h2_max_resets")]
+    pub h2_max_resets: u32,
 }
 
 fn d_max_header_bytes() -> usize {
@@ -340,6 +363,24 @@ fn d_upstream_timeout() -> DurationStr {
 fn d_drain_timeout() -> DurationStr {
     Duration::from_secs(30).into()
 }
+fn d_body_timeout() -> DurationStr {
+    Duration::from_secs(20).into()
+}
+fn d_min_body_rate() -> u64 {
+    500
+}
+fn d_request_timeout() -> DurationStr {
+    Duration::from_secs(300).into()
+}
+fn d_max_requests_in_flight() -> usize {
+    10_000
+}
+fn d_h2_max_concurrent_streams() -> u32 {
+    128
+}
+fn d_h2_max_resets() -> u32 {
+    100
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -353,6 +394,12 @@ impl Default for Limits {
             upstream_connect_timeout: d_upstream_connect_timeout(),
             upstream_timeout: d_upstream_timeout(),
             drain_timeout: d_drain_timeout(),
+            body_timeout: d_body_timeout(),
+            min_body_rate: d_min_body_rate(),
+            request_timeout: d_request_timeout(),
+            max_requests_in_flight: d_max_requests_in_flight(),
+            h2_max_concurrent_streams: d_h2_max_concurrent_streams(),
+            h2_max_resets: d_h2_max_resets(),
         }
     }
 }

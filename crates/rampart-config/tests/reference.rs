@@ -87,6 +87,12 @@ fn sample() -> Config {
             upstream_connect_timeout: DurationStr(Duration::from_secs(1)),
             upstream_timeout: DurationStr(Duration::from_secs(1)),
             drain_timeout: DurationStr(Duration::from_secs(1)),
+            body_timeout: DurationStr(Duration::from_secs(1)),
+            min_body_rate: 1,
+            request_timeout: DurationStr(Duration::from_secs(1)),
+            max_requests_in_flight: 1,
+            h2_max_concurrent_streams: 1,
+            h2_max_resets: 1,
         },
         events: Events {
             sink: "stdout".into(),

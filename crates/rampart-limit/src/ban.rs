@@ -28,6 +28,11 @@ pub enum Offence {
     /// It was answered 404. Weighted low: only a burst of them (a scanner) adds up before
     /// the score decays.
     NotFound,
+    /// Its request was cut for sending the body too slowly or missing the request deadline
+    /// (slow-body attacks).
+    SlowClient,
+    /// Its connection was closed for abusing HTTP/2 streams (rapid reset, stream floods).
+    StreamAbuse,
 }
 
 impl Offence {
@@ -38,6 +43,8 @@ impl Offence {
             Offence::AuthFailed => "auth_failed",
             Offence::WafMatch => "waf_match",
             Offence::NotFound => "not_found",
+            Offence::SlowClient => "slow_client",
+            Offence::StreamAbuse => "stream_abuse",
         }
     }
 
@@ -47,6 +54,8 @@ impl Offence {
             "auth_failed" => Offence::AuthFailed,
             "waf_match" => Offence::WafMatch,
             "not_found" => Offence::NotFound,
+            "slow_client" => Offence::SlowClient,
+            "stream_abuse" => Offence::StreamAbuse,
             _ => return None,
         })
     }
@@ -63,6 +72,10 @@ pub struct OffenceWeights {
     pub waf_match: f64,
     /// Per 404 (default 0.5).
     pub not_found: f64,
+    /// Per request cut for a slow body or a missed request deadline (default 5).
+    pub slow_client: f64,
+    /// Per connection closed for stream abuse (default 10).
+    pub stream_abuse: f64,
 }
 
 impl Default for OffenceWeights {
@@ -72,6 +85,8 @@ impl Default for OffenceWeights {
             auth_failed: 2.0,
             waf_match: 5.0,
             not_found: 0.5,
+            slow_client: 5.0,
+            stream_abuse: 10.0,
         }
     }
 }
@@ -83,6 +98,8 @@ impl OffenceWeights {
             Offence::AuthFailed => self.auth_failed,
             Offence::WafMatch => self.waf_match,
             Offence::NotFound => self.not_found,
+            Offence::SlowClient => self.slow_client,
+            Offence::StreamAbuse => self.stream_abuse,
         }
     }
 }

@@ -35,6 +35,7 @@
 
 mod ban;
 mod clock;
+mod counters;
 mod decision;
 mod error;
 mod gcra;
@@ -47,6 +48,7 @@ mod store;
 
 pub use ban::{BanInfo, BanPolicy, BanReason, BanStore, Bans, Offence, OffenceWeights, Scored};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use counters::{Hits, SharedCounters};
 pub use decision::{RateDecision, RateLimitHeaders, RateVerdict};
 pub use error::LimitError;
 pub use key::{ClientNet, LimitKey};

@@ -36,7 +36,15 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Open connections per client address group.
     pub max_connections_per_ip: usize,
+    /// HTTP/2 streams open at once per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// Requests a client may cancel per connection within [`RESET_WINDOW`]; beyond, the
+    /// connection is closed and [`Gate::abused`] told (HTTP/2 rapid reset).
+    pub h2_max_resets: u32,
 }
+
+/// The window `HttpLimits::h2_max_resets` counts cancelled requests in.
+pub const RESET_WINDOW: Duration = Duration::from_secs(10);
 
 /// The verdict of a [`Gate`] on a new connection.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +69,9 @@ pub trait Gate: Send + Sync + 'static {
     /// Told of every failed TLS handshake (old protocol, no client certificate, revoked
     /// certificate, timeout).
     fn tls_failed(&self, _listener: &str, _peer: SocketAddr, _why: &str) {}
+    /// Told when a connection is closed for abusing the protocol (`what`: e.g. too many
+    /// cancelled HTTP/2 streams).
+    fn abused(&self, _listener: &str, _peer: SocketAddr, _what: &str) {}
 }
 
 /// Answers requests.
@@ -93,6 +104,11 @@ pub struct ConnInfo {
     started: Instant,
     in_flight: AtomicUsize,
     last_active_ms: AtomicU64,
+    /// Requests cancelled by the client in the current window, and when the window began
+    /// (ms since `started`).
+    cancels: std::sync::Mutex<(u32, u64)>,
+    max_cancels: u32,
+    abused: tokio::sync::Notify,
 }
 
 impl ConnInfo {
@@ -104,27 +120,50 @@ impl ConnInfo {
         Some(self.started.elapsed().saturating_sub(last))
     }
 
+    /// A request whose answer the client no longer wanted (stream reset, connection gone).
+    fn cancelled(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let mut c = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if now.saturating_sub(c.1) >= RESET_WINDOW.as_millis() as u64 {
+            *c = (0, now);
+        }
+        c.0 = c.0.saturating_add(1);
+        if c.0 == self.max_cancels.saturating_add(1) {
+            self.abused.notify_one();
+        }
+    }
+
     fn touch(&self) {
         self.last_active_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Release);
     }
 }
 
-/// Marks a request in flight for as long as it lives (also when its future is dropped).
-struct InFlight(Arc<ConnInfo>);
+/// Marks a request in flight for as long as it lives; dropped before it is answered, the
+/// request counts as cancelled by the client.
+struct InFlight {
+    conn: Arc<ConnInfo>,
+    answered: bool,
+}
 
 impl InFlight {
     fn new(conn: Arc<ConnInfo>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         conn.touch();
-        InFlight(conn)
+        InFlight {
+            conn,
+            answered: false,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if !self.answered {
+            self.conn.cancelled();
+        }
+        self.conn.touch();
+        self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -193,12 +232,22 @@ pub async fn serve<G: Gate, H: Handler>(
                     started: Instant::now(),
                     in_flight: AtomicUsize::new(0),
                     last_active_ms: AtomicU64::new(0),
+                    cancels: std::sync::Mutex::new((0, 0)),
+                    max_cancels: limits.h2_max_resets,
+                    abused: tokio::sync::Notify::new(),
                 })
             };
             match tls {
                 None => {
-                    serve_connection(TokioIo::new(stream), info(None), limits, handler, shutdown)
-                        .await;
+                    serve_connection(
+                        TokioIo::new(stream),
+                        info(None),
+                        limits,
+                        handler,
+                        &*gate,
+                        shutdown,
+                    )
+                    .await;
                 }
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
@@ -227,6 +276,7 @@ pub async fn serve<G: Gate, H: Handler>(
                         info(Some(tls_info)),
                         limits,
                         handler,
+                        &*gate,
                         shutdown,
                     )
                     .await;
@@ -237,15 +287,17 @@ pub async fn serve<G: Gate, H: Handler>(
     }
 }
 
-async fn serve_connection<I, H>(
+async fn serve_connection<I, H, G>(
     io: I,
     info: Arc<ConnInfo>,
     limits: HttpLimits,
     handler: Arc<H>,
+    gate: &G,
     shutdown: CancellationToken,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     H: Handler,
+    G: Gate,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -259,14 +311,20 @@ async fn serve_connection<I, H>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX))
-        .max_concurrent_streams(128);
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        // Streams reset before the handler saw them, and streams the server had to reset:
+        // h2 answers floods of either with GOAWAY (ENHANCE_YOUR_CALM) itself.
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256));
     let svc_info = Arc::clone(&info);
     let service = service_fn(move |req: Request<Incoming>| {
         let handler = Arc::clone(&handler);
         let conn = Arc::clone(&svc_info);
         async move {
-            let _in_flight = InFlight::new(Arc::clone(&conn));
-            Ok::<_, Infallible>(handler.handle(req, conn).await)
+            let mut in_flight = InFlight::new(Arc::clone(&conn));
+            let resp = handler.handle(req, conn).await;
+            in_flight.answered = true;
+            Ok::<_, Infallible>(resp)
         }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
@@ -280,6 +338,12 @@ async fn serve_connection<I, H>(
                 if let Err(e) = result {
                     tracing::debug!(conn = info.id, peer = %info.peer, error = %e, "connection ended with an error");
                 }
+                break;
+            }
+            _ = info.abused.notified() => {
+                // Cancelled requests beyond the limit: the client makes the server start work
+                // it never waits for. The connection goes now, with its streams.
+                gate.abused(&info.listener, info.peer, "too many cancelled requests");
                 break;
             }
             _ = shutdown.cancelled(), if !closing => {

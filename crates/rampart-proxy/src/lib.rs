@@ -13,7 +13,7 @@ pub mod secheaders;
 pub mod tls;
 pub mod upstream;
 
-pub use body::{BodyTooLarge, LimitedBody, ProxyBody};
+pub use body::{BodyPace, BodyTooLarge, BodyTooSlow, LimitedBody, PacedBody, ProxyBody};
 pub use cors::{CorsDecision, CorsPolicy};
 pub use forward::{ForwardContext, Forwarder, ProxyError};
 pub use route::{RouteEntry, RouteMatch, RouteTable};

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use rampart_auth::throttle::{LoginThrottle, Throttled};
 use rampart_auth::{
     AuthError, AuthOptions, AuthService, KeyAlgorithm, LoginRequest, MasterKey, VerifiedToken,
 };
@@ -34,7 +35,10 @@ pub struct AuthServer {
     pub svc: Arc<AuthService>,
     issuer_origin: String,
     cors_origins: Vec<String>,
-    throttle: rampart_auth::throttle::LoginThrottle,
+    throttle: LoginThrottle,
+    /// The throttle's counters on every node (`[shared] url` is Redis); the local ones above
+    /// still count and decide whenever the shared store cannot answer.
+    shared_throttle: std::sync::OnceLock<rampart_limit::SharedCounters>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -132,12 +136,26 @@ impl AuthServer {
             svc: Arc::new(svc),
             issuer_origin: origin_of(&a.issuer),
             cors_origins,
-            throttle: rampart_auth::throttle::LoginThrottle::new(Default::default()),
+            throttle: LoginThrottle::new(Default::default()),
+            shared_throttle: std::sync::OnceLock::new(),
         })))
     }
 
     /// Revocations of other nodes through Redis, a catch-up from the store, and the timers.
     pub async fn start_background(self: &Arc<Self>, shared_url: &str, access_ttl: Duration) {
+        match rampart_limit::SharedCounters::open(
+            shared_url,
+            "login-throttle",
+            &rampart_limit::StoreOptions::default(),
+        ) {
+            Ok(Some(c)) => {
+                let _ = self.shared_throttle.set(c);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "login throttle is per node: shared store unusable")
+            }
+        }
         if shared_url.starts_with("redis://") {
             match rampart_auth::redis_sync::RedisRevocations::new(shared_url) {
                 Ok(r) => {
@@ -189,20 +207,62 @@ impl AuthServer {
             .parse::<std::net::IpAddr>()
             .map(|ip| rampart_listen::ip_group(ip).to_string())
             .unwrap_or_else(|_| client.to_owned());
-        if let Err(t) = self.throttle.check(username, &network, now_ms()) {
+        let local = self.throttle.check(username, &network, now_ms()).err();
+        let shared = self.shared_wait(username, &network).await;
+        if let Some(t) = LoginThrottle::longer(local, shared) {
             return Err(AuthError::TooManyAttempts {
-                retry_after_secs: t.retry_after.as_secs_f64().ceil() as u64,
+                retry_after_secs: t.retry_after.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
         let outcome = attempt.await;
         match &outcome {
-            Ok(_) => self.throttle.succeeded(username),
+            Ok(_) => {
+                self.throttle.succeeded(username);
+                if let Some(c) = self.shared_throttle.get()
+                    && let Err(e) = c.clear(&LoginThrottle::user_key(username)).await
+                {
+                    tracing::warn!(error = %e, "shared login throttle: counter not cleared");
+                }
+            }
             Err(AuthError::InvalidCredentials) => {
-                self.throttle.failed(username, &network, now_ms())
+                self.throttle.failed(username, &network, now_ms());
+                if let Some(c) = self.shared_throttle.get() {
+                    let forget = self.throttle.policy().forget_after;
+                    let (user_key, net_key) = (
+                        LoginThrottle::user_key(username),
+                        LoginThrottle::network_key(&network),
+                    );
+                    let (u, n) =
+                        tokio::join!(c.record(&user_key, forget), c.record(&net_key, forget));
+                    if let Err(e) = u.and(n) {
+                        tracing::warn!(error = %e, "shared login throttle: failure counted on this node only");
+                    }
+                }
             }
             Err(_) => {}
         }
         outcome
+    }
+
+    /// The wait the shared counters impose (None without a shared store, or when it cannot
+    /// answer: the local counters then decide alone).
+    async fn shared_wait(&self, username: &str, network: &str) -> Option<Throttled> {
+        let c = self.shared_throttle.get()?;
+        let policy = self.throttle.policy();
+        let (user_key, net_key) = (
+            LoginThrottle::user_key(username),
+            LoginThrottle::network_key(network),
+        );
+        let (u, n) = tokio::join!(c.read(&user_key), c.read(&net_key));
+        let wait = |limits, r: Result<(Option<rampart_limit::Hits>, i64), _>| match r {
+            Ok((Some(h), now)) => LoginThrottle::wait_for(limits, h.count, h.last_ms, now),
+            Ok((None, _)) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "shared login throttle unavailable: local counters only");
+                None
+            }
+        };
+        LoginThrottle::longer(wait(&policy.per_user, u), wait(&policy.per_network, n))
     }
 
     /// Whether an unsafe request to a cookie endpoint may come from this page (CSRF defense

@@ -24,7 +24,10 @@ use rampart_limit::{KeyKind, LimitKey, Offence, Policy, RateLimitHeaders, RateVe
 use rampart_listen::{ClientAddr, ConnInfo, ForwardedChain, Handler};
 use rampart_proxy::body::BoxError;
 use rampart_proxy::secheaders::SecurityHeaderSet;
-use rampart_proxy::{CorsDecision, ForwardContext, LimitedBody, ProxyBody, RouteEntry, RouteMatch};
+use rampart_proxy::{
+    BodyPace, CorsDecision, ForwardContext, LimitedBody, PacedBody, ProxyBody, RouteEntry,
+    RouteMatch,
+};
 
 use crate::events::Event;
 use crate::problem::GatewayError;
@@ -103,6 +106,8 @@ pub struct RequestCtx {
     principal: Option<Principal>,
     rate_headers: Option<RateLimitHeaders>,
     req: Option<Request<ProxyBody>>,
+    /// Set when the request body missed its pace (see `limits.min_body_rate`).
+    body_slow: Arc<AtomicBool>,
     reason: Option<String>,
 }
 
@@ -125,6 +130,22 @@ impl Handler for Gateway {
         };
         let request_id =
             client_request_id(&req, chain.peer_trusted).unwrap_or_else(|| self.next_request_id());
+        let limits = &rt.config.limits;
+        let slot = self.start_request(limits.max_requests_in_flight);
+        let body_slow = Arc::new(AtomicBool::new(false));
+        let req = strip_identity_headers(req);
+        let req = if req.body().is_end_stream() {
+            req.map(|b| b.map_err(BoxError::from).boxed_unsync())
+        } else {
+            // Slow-body defense: the body must keep a minimum pace and end by the deadline.
+            let pace = BodyPace {
+                grace: limits.body_timeout.get(),
+                min_rate: limits.min_body_rate,
+                deadline: tokio::time::Instant::now() + limits.request_timeout.get(),
+            };
+            let slow = Arc::clone(&body_slow);
+            req.map(|b| PacedBody::new(b, pace, slow).boxed_unsync())
+        };
         let mut ctx = RequestCtx {
             started: Instant::now(),
             request_id,
@@ -145,12 +166,23 @@ impl Handler for Gateway {
             builtin: false,
             principal: None,
             rate_headers: None,
-            req: Some(
-                strip_identity_headers(req).map(|b| b.map_err(BoxError::from).boxed_unsync()),
-            ),
+            req: Some(req),
+            body_slow,
             reason: None,
         };
-        let answer = self.run_phases(&mut ctx, REQUEST_PHASES).await;
+        let answer = if slot.is_some() {
+            self.run_phases(&mut ctx, REQUEST_PHASES).await
+        } else {
+            // Shed before any work: queues never grow past the cap.
+            self.security_event(
+                &ctx,
+                "load.shed",
+                Mode::Enforce,
+                503,
+                "limits.max_requests_in_flight reached",
+            );
+            respond(self.refuse(&mut ctx, GatewayError::Overloaded))
+        };
         // Proxy always answers; an empty 500 here would mean a phase forgot to.
         let resp = answer.unwrap_or_else(|| {
             let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
@@ -158,6 +190,7 @@ impl Handler for Gateway {
             r
         });
         let resp = self.finish_response(&ctx, resp);
+        drop(slot);
         self.log(ctx, resp)
     }
 }
@@ -415,12 +448,35 @@ impl Gateway {
     fn refuse(&self, ctx: &mut RequestCtx, err: GatewayError) -> Verdict {
         ctx.reason = Some(err.to_string());
         let mut resp = err.to_response(&ctx.request_id);
+        if ctx.version != Version::HTTP_11 {
+            // Connection-specific headers are HTTP/1.1 only.
+            resp.headers_mut().remove(header::CONNECTION);
+        }
         if matches!(err, GatewayError::BodyTooLarge) && ctx.version == Version::HTTP_11 {
             // The rest of the body is unread: this connection cannot carry another request.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         Verdict::Respond(resp)
+    }
+
+    /// A request body that could not be read: too slow (408, scored), or broken (400).
+    fn body_failed(&self, ctx: &mut RequestCtx) -> Verdict {
+        if !ctx.body_slow.load(Ordering::Acquire) {
+            return self.refuse(
+                ctx,
+                GatewayError::BadRequest("The request body could not be read."),
+            );
+        }
+        self.security_event(
+            ctx,
+            "limits.slow_body",
+            Mode::Enforce,
+            408,
+            "request body below limits.min_body_rate or past limits.request_timeout",
+        );
+        self.offence(ctx, Offence::SlowClient);
+        self.refuse(ctx, GatewayError::BodyTooSlow)
     }
 
     fn security_event(
@@ -456,6 +512,23 @@ impl Gateway {
         let Some(req) = ctx.req.as_ref() else {
             return Verdict::Continue;
         };
+        // A ban cuts connections opened before it, too (the accept-time check missed them).
+        if ctx.rt.bans_mode == Some(Mode::Enforce)
+            && let Some(ban) = self.bans.is_banned(ctx.chain.client.0)
+        {
+            let left = ban
+                .until
+                .duration_since(std::time::SystemTime::now())
+                .map_or(1, |d| d.as_secs().max(1));
+            self.security_event(
+                ctx,
+                "ban.refuse",
+                Mode::Enforce,
+                403,
+                &ban.reason.to_string(),
+            );
+            return self.refuse(ctx, GatewayError::Banned(left));
+        }
         if head_size(req) > ctx.rt.config.limits.max_header_bytes {
             self.security_event(
                 ctx,
@@ -749,12 +822,7 @@ impl Gateway {
                             .boxed_unsync();
                     }
                     Err(BodyRead::TooLarge) => too_large = true,
-                    Err(BodyRead::Failed) => {
-                        return respond(self.refuse(
-                            ctx,
-                            GatewayError::BadRequest("The request body could not be read."),
-                        ));
-                    }
+                    Err(BodyRead::Failed) => return respond(self.body_failed(ctx)),
                 }
             }
             if intervention.is_none() && !too_large {
@@ -1253,12 +1321,7 @@ impl Gateway {
                     Some(bytes)
                 }
                 Err(BodyRead::TooLarge) => return self.refuse(ctx, GatewayError::BodyTooLarge),
-                Err(BodyRead::Failed) => {
-                    return self.refuse(
-                        ctx,
-                        GatewayError::BadRequest("The request body could not be read."),
-                    );
-                }
+                Err(BodyRead::Failed) => return self.body_failed(ctx),
             }
         } else {
             None
@@ -1313,22 +1376,7 @@ impl Gateway {
 
     /// Feeds the behaviour score of the client when bans are on; a crossing bans it.
     fn offence(&self, ctx: &RequestCtx, offence: Offence) {
-        let Some(mode) = ctx.rt.bans_mode.filter(|m| *m != Mode::Off) else {
-            return;
-        };
-        let scored = self.bans.record(ctx.chain.client.0, offence);
-        if let Some(ban) = scored.banned {
-            count_decision("ban", "add", mode, "");
-            let until = humantime::format_rfc3339_seconds(ban.until).to_string();
-            self.emit(
-                Event::new("warn", "ban.add")
-                    .with("request_id", ctx.request_id.as_str())
-                    .with("client_ip", ctx.chain.client.to_string())
-                    .with("mode", mode.as_str())
-                    .with("reason", ban.reason.to_string())
-                    .with("until", until),
-            );
-        }
+        self.score_client(&ctx.rt, ctx.chain.client.0, offence, Some(&ctx.request_id));
     }
 
     async fn proxy(&self, ctx: &mut RequestCtx) -> Verdict {
@@ -1387,6 +1435,7 @@ impl Gateway {
                 );
                 self.refuse(ctx, GatewayError::BodyTooLarge)
             }
+            Err(_) if ctx.body_slow.load(Ordering::Acquire) => self.body_failed(ctx),
             Err(e) => {
                 tracing::warn!(route = %route.name, request_id = %ctx.request_id, error = %e, "upstream failed");
                 self.refuse(ctx, GatewayError::Upstream(e))

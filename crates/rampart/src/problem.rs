@@ -31,6 +31,18 @@ pub enum GatewayError {
     /// The body is larger than the route's cap. Client → 413.
     #[error("request body too large")]
     BodyTooLarge,
+    /// The body came slower than `limits.min_body_rate`, or not by `limits.request_timeout`.
+    /// Client → 408 (and the connection is closed).
+    #[error("request body too slow")]
+    BodyTooSlow,
+    /// More requests in flight than `limits.max_requests_in_flight`. Us → 503 with
+    /// `Retry-After`.
+    #[error("overloaded")]
+    Overloaded,
+    /// The client is banned (a ban that began while its connection was open). Client → 403
+    /// with `Retry-After` (seconds left) and the connection closed.
+    #[error("client banned")]
+    Banned(u64),
     /// The request is malformed in a way the gateway will not forward. Client → 400.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -79,6 +91,9 @@ impl GatewayError {
             GatewayError::SourceNotAllowed | GatewayError::CorsRefused(_) => StatusCode::FORBIDDEN,
             GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::Banned(_) => StatusCode::FORBIDDEN,
+            GatewayError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -103,6 +118,9 @@ impl GatewayError {
             GatewayError::CorsRefused(_) => "cors-refused",
             GatewayError::HeadersTooLarge => "headers-too-large",
             GatewayError::BodyTooLarge => "body-too-large",
+            GatewayError::BodyTooSlow => "request-timeout",
+            GatewayError::Banned(_) => "banned",
+            GatewayError::Overloaded => "overloaded",
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::RateLimited(_) => "rate-limited",
             GatewayError::Invalid(_) => "invalid-request",
@@ -144,6 +162,11 @@ impl GatewayError {
                 "The request headers are larger than this server accepts."
             }
             GatewayError::BodyTooLarge => "The request body is larger than this server accepts.",
+            GatewayError::BodyTooSlow => "The request body arrived too slowly.",
+            GatewayError::Banned(_) => {
+                "Your address is banned for a while after abusive traffic; see Retry-After."
+            }
+            GatewayError::Overloaded => "The server is busy; retry after the time in Retry-After.",
             GatewayError::BadRequest(why) => why,
             GatewayError::RateLimited(_) => {
                 "Too many requests; retry after the time in the Retry-After header."
@@ -201,7 +224,16 @@ impl GatewayError {
             HeaderValue::from_static("application/problem+json"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if matches!(self, GatewayError::Unavailable(_)) {
+        if matches!(self, GatewayError::BodyTooSlow | GatewayError::Banned(_)) {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let GatewayError::Banned(secs) = self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from((*secs).max(1)));
+        }
+        if matches!(
+            self,
+            GatewayError::Unavailable(_) | GatewayError::Overloaded
+        ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let GatewayError::Auth(rampart_auth::AuthError::TooManyAttempts { retry_after_secs }) =

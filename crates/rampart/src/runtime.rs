@@ -2,13 +2,13 @@
 //! across snapshots (events, connection counts, readiness).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use rampart_config::{CidrList, Firewall, Mode, ValidatedConfig};
-use rampart_limit::{BanPolicy, Bans, Limiter, Policy, StoreOptions};
+use rampart_limit::{BanPolicy, Bans, Limiter, Offence, Policy, StoreOptions};
 use rampart_listen::{Admission, ConnTracker, Gate, HttpLimits, Refusal};
 use rampart_proxy::secheaders::SecurityHeaderSet;
 use rampart_proxy::{Forwarder, RouteTable};
@@ -190,6 +190,8 @@ impl Runtime {
             idle_timeout: l.idle_timeout.get(),
             max_connections: l.max_connections,
             max_connections_per_ip: l.max_connections_per_ip,
+            h2_max_concurrent_streams: l.h2_max_concurrent_streams,
+            h2_max_resets: l.h2_max_resets,
         };
         let listeners = config
             .listener
@@ -361,6 +363,17 @@ pub struct Gateway {
     pub acme: crate::acme::AcmeSet,
     id_prefix: u64,
     id_counter: AtomicU64,
+    requests_in_flight: AtomicUsize,
+}
+
+/// A request counted in flight (see [`Gateway::start_request`]).
+#[derive(Debug)]
+pub struct RequestSlot<'a>(&'a AtomicUsize);
+
+impl Drop for RequestSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Gateway {
@@ -413,6 +426,7 @@ impl Gateway {
             acme,
             id_prefix: u64::from_le_bytes(seed),
             id_counter: AtomicU64::new(1),
+            requests_in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -451,7 +465,58 @@ pub fn count_decision(layer: &'static str, action: &'static str, mode: Mode, rou
     .increment(1);
 }
 
+impl Gateway {
+    /// Counts a request in flight, unless `max` already are (then it is to be shed).
+    pub fn start_request(&self, max: usize) -> Option<RequestSlot<'_>> {
+        let n = self.requests_in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = RequestSlot(&self.requests_in_flight);
+        (n < max).then_some(slot)
+    }
+
+    /// Feeds the behaviour score of `ip` when bans are on; a crossing bans it (`ban.add`).
+    pub fn score_client(
+        &self,
+        rt: &Runtime,
+        ip: IpAddr,
+        offence: Offence,
+        request_id: Option<&str>,
+    ) {
+        let Some(mode) = rt.bans_mode.filter(|m| *m != Mode::Off) else {
+            return;
+        };
+        let scored = self.bans.record(ip, offence);
+        if let Some(ban) = scored.banned {
+            count_decision("ban", "add", mode, "");
+            let until = humantime::format_rfc3339_seconds(ban.until).to_string();
+            let mut event = Event::new("warn", "ban.add");
+            if let Some(id) = request_id {
+                event = event.with("request_id", id);
+            }
+            self.emit(
+                event
+                    .with("client_ip", ip.to_string())
+                    .with("mode", mode.as_str())
+                    .with("reason", ban.reason.to_string())
+                    .with("until", until),
+            );
+        }
+    }
+}
+
 impl Gate for Gateway {
+    fn abused(&self, listener: &str, peer: SocketAddr, what: &str) {
+        count_decision("connections", "close", Mode::Enforce, "");
+        self.emit(
+            Event::new("warn", "conn.abuse")
+                .with("client_ip", peer.ip().to_string())
+                .with("listener", listener)
+                .with("mode", "enforce")
+                .with("reason", what.to_owned()),
+        );
+        let rt = self.runtime.load();
+        self.score_client(&rt, peer.ip(), Offence::StreamAbuse, None);
+    }
+
     fn admit(&self, listener: &str, peer: SocketAddr) -> Admission {
         let rt = self.runtime.load();
         if let Some(mode) = rt.bans_mode

@@ -692,8 +692,18 @@ impl Drop for PgDatabase {
     }
 }
 
-#[tokio::test]
-async fn a_logout_on_one_node_is_enforced_by_another_through_redis() {
+/// Two gateways sharing one PostgreSQL store and one Redis, with the master key they both
+/// need, in front of one upstream. The listeners believe `X-Forwarded-For` from loopback, so a
+/// test can speak for a client network of its own.
+struct TwoNodes {
+    _db: PgDatabase,
+    _up: Upstream,
+    a: Gateway,
+    b: Gateway,
+    key: String,
+}
+
+async fn two_nodes() -> TwoNodes {
     let db = PgDatabase::create();
     let up = Upstream::start("api").await;
     let mut raw_key = [0u8; 32];
@@ -705,6 +715,7 @@ async fn a_logout_on_one_node_is_enforced_by_another_through_redis() {
 [[listener]]
 name = "public"
 bind = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.1/32"]
 [store]
 url = "{}"
 [shared]
@@ -724,9 +735,22 @@ auth = ["jwt"]
     let env = [("RAMPART_KEY", key.as_str())];
     let a = Gateway::start_with_env(&body, "", &env).await;
     let b = Gateway::start_with_env(&body, "", &env).await;
-    add_user_with_key(&a, "ada", "correct horse battery staple", &key);
+    TwoNodes {
+        _db: db,
+        _up: up,
+        a,
+        b,
+        key,
+    }
+}
 
-    let r = login(&a, "ada", "correct horse battery staple").await;
+#[tokio::test]
+async fn a_logout_on_one_node_is_enforced_by_another_through_redis() {
+    let nodes = two_nodes().await;
+    let (a, b, key) = (&nodes.a, &nodes.b, nodes.key.clone());
+    add_user_with_key(a, "ada", "correct horse battery staple", &key);
+
+    let r = login(a, "ada", "correct horse battery staple").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let token = r.json()["access_token"].as_str().unwrap().to_owned();
     // Node B verifies A's token on its own (keys from the shared store, no lookup per request).
@@ -767,4 +791,51 @@ auth = ["jwt"]
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(refused, "node B still accepts a token of a revoked session");
+}
+
+#[tokio::test]
+async fn login_failures_count_on_every_node_sharing_redis() {
+    let nodes = two_nodes().await;
+    let (a, b, key) = (&nodes.a, &nodes.b, nodes.key.clone());
+    // Fresh names and a fresh client network, so counters of earlier runs (Redis keeps them
+    // for an hour) cannot meet this one.
+    let mut r = [0u8; 6];
+    getrandom::fill(&mut r).unwrap();
+    let user = format!(
+        "u{}",
+        r.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    let client_ip = format!(
+        "2001:db8:{:x}:{:x}::7",
+        r[0],
+        u16::from_le_bytes([r[1], r[2]])
+    );
+    add_user_with_key(a, &user, "correct horse battery staple", &key);
+    let attempt = |gw: &Gateway, password: &str| {
+        let body = serde_json::json!({ "username": user, "password": password }).to_string();
+        let request = req("POST", &gw.url("/auth/login"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", client_ip.as_str())
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        async move { send(&client(), request).await }
+    };
+    // Five failures spread over two nodes: each node alone has seen fewer than the five a
+    // username may fail freely.
+    for gw in [a, b, a, b, a] {
+        assert_eq!(attempt(gw, "guess").await.status, 401);
+    }
+    // Either node now makes the sixth attempt wait, even with the right password.
+    for gw in [b, a] {
+        let r = attempt(gw, "correct horse battery staple").await;
+        assert_eq!(r.status, 429, "{:?}", String::from_utf8_lossy(&r.body));
+        assert!(
+            r.header("retry-after")
+                .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+        );
+    }
+    b.event("a throttled login on the node that saw two failures", |e| {
+        e["event"] == "auth.login.throttled"
+    })
+    .await;
 }

@@ -47,6 +47,7 @@ pub struct Seen {
     pub uri: String,
     pub headers: HeaderMap,
     pub body_len: usize,
+    pub body: Bytes,
 }
 
 /// A loopback address where nothing listens (connections are refused).
@@ -184,6 +185,7 @@ async fn answer(
         uri: parts.uri.to_string(),
         headers: parts.headers.clone(),
         body_len: body.len(),
+        body: body.clone(),
     });
     let path = parts.uri.path();
     if path.starts_with("/slow") {
