@@ -20,7 +20,7 @@ RAMPART_KEY=$(head -c 32 /dev/urandom | base64)
 export RAMPART_KEY
 prep=$FEATURE_STATE/prep
 mkdir -p "$prep"
-LISTEN=127.0.0.1:19059 UPSTREAM_URL=http://127.0.0.1:19000 TARGET_RUN_DIR=$prep TARGET_PORT=19009 \
+LISTEN=127.0.0.1:19058 UPSTREAM_URL=http://127.0.0.1:19000 TARGET_RUN_DIR=$prep TARGET_PORT=19009 \
   "$here/target-features.sh" jwt > "$prep/stdout.log" 2>&1 &
 gw=$!
 trap 'kill $gw 2>/dev/null || true' EXIT
@@ -30,7 +30,7 @@ printf '%s\n' "$password" | "$bin" user add --config "$prep/rampart.toml" bench 
 token=
 for _ in $(seq 100); do
   token=$(curl -sf -H 'content-type: application/json' \
-    -d "{\"username\":\"bench\",\"password\":\"$password\"}" http://127.0.0.1:19059/auth/login |
+    -d "{\"username\":\"bench\",\"password\":\"$password\"}" http://127.0.0.1:19058/auth/login |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null) && break
   sleep 0.2
 done

@@ -685,6 +685,11 @@ pub struct RouteWaf {
     pub mode: Option<Mode>,
     /// Paranoia level on this route; default `[waf] paranoia_level`.
     pub paranoia_level: Option<u8>,
+    /// Rule exclusions on this route, in SecLang `ctl` syntax: `ruleRemoveById=942100`,
+    /// `ruleRemoveTargetById=942100;ARGS:password`, `ruleRemoveByTag=attack-sqli`,
+    /// `ruleRemoveTargetByTag=attack-xss;REQUEST_COOKIES:theme`.
+    #[serde(default)]
+    pub exclusions: Vec<String>,
 }
 
 /// A route's `validation = { mode = "enforce", extra_fields = "reject" }`.

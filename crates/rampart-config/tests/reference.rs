@@ -163,6 +163,7 @@ fn sample() -> Config {
             waf: Some(RouteWaf {
                 mode: Some(Mode::Enforce),
                 paranoia_level: Some(2),
+                exclusions: vec!["ruleRemoveById=942100".into()],
             }),
             auth: Some(vec!["jwt".into()]),
             scopes: vec!["items:read".into()],

@@ -54,6 +54,9 @@ pub struct EngineOptions {
     /// Variable-name prefixes (`REQUEST_HEADERS:Authorization`, `REQUEST_COOKIES`, `ARGS:password`)
     /// whose matched data and logdata are replaced by `[redacted]` in [`crate::MatchedRule`].
     pub redact: Vec<String>,
+    /// SecLang loaded before the files of [`WafEngine::from_files`] (base engine settings the
+    /// files may override), with the name errors give it.
+    pub prelude: Option<(String, String)>,
 }
 
 /// Engine settings collected from the directives.
@@ -789,6 +792,9 @@ impl WafEngine {
         opts: &EngineOptions,
     ) -> Result<WafEngine, Vec<LoadError>> {
         let mut l = Loader::new();
+        if let Some((origin, text)) = &opts.prelude {
+            l.load_text(text, origin, Path::new("."));
+        }
         for p in paths {
             let files = seclang::glob(p);
             if files.is_empty() {

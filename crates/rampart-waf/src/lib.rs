@@ -72,6 +72,7 @@ mod transaction;
 mod transforms;
 mod variables;
 
+pub use actions::ctl::Exclusions;
 pub use engine::{BodyLimitAction, EngineOptions, RuleEngineMode, WafEngine, check};
 pub use error::{CompileError, LoadError};
 pub use transaction::{ConnInfo, Disruptive, Intervention, MatchedRule, Transaction};

@@ -875,6 +875,14 @@ impl<'e> Transaction<'e> {
         self.st.reqbody_processor = p.as_bytes().to_vec();
     }
 
+    /// Applies a scope's rule exclusions, as if a rule had run their `ctl` actions first.
+    /// Call before the first phase.
+    pub fn exclude(&mut self, exclusions: &crate::Exclusions) {
+        for c in &exclusions.0 {
+            self.apply_ctl(c, 1);
+        }
+    }
+
     fn apply_ctl(&mut self, c: &Ctl, _phase: u8) {
         match c {
             Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),

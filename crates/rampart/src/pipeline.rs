@@ -774,7 +774,7 @@ impl Gateway {
             (Some(route), Some(set)) => set.for_route(route.index),
             _ => None,
         };
-        let (Some(route), Some(set), Some((engine, mode))) =
+        let (Some(route), Some(set), Some((engine, mode, exclusions))) =
             (ctx.route.clone(), rt.waf.as_ref(), engine_and_mode)
         else {
             return Box::pin(self.run_phases(ctx, rest)).await;
@@ -789,6 +789,9 @@ impl Gateway {
             server_port: ctx.conn.local.port(),
             request_id: ctx.request_id.clone(),
         });
+        if !exclusions.is_empty() {
+            tx.exclude(exclusions);
+        }
         let protocol = match req.version() {
             Version::HTTP_2 => "HTTP/2.0",
             Version::HTTP_10 => "HTTP/1.0",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rampart_config::{AuditLogMode, Mode, ValidatedConfig};
-use rampart_waf::{EngineOptions, RuleEngineMode, WafEngine};
+use rampart_waf::{EngineOptions, Exclusions, RuleEngineMode, WafEngine};
 
 use crate::events::EventSink;
 
@@ -28,6 +28,28 @@ SecRule REQUEST_FILENAME|ARGS_NAMES|ARGS|REQUEST_COOKIES|REQUEST_HEADERS:User-Ag
     "id:120,phase:2,deny,status:403,log,t:none,t:urlDecodeUni,t:htmlEntityDecode,msg:'Cross-site scripting',tag:'attack-xss'"
 SecRule REQUEST_URI_RAW|ARGS "@rx (?:^|[\\/])\.\.(?:[\\/]|$)" \
     "id:130,phase:2,deny,status:403,log,t:none,t:urlDecodeUni,msg:'Path traversal',tag:'attack-lfi'"
+"#;
+
+/// Engine settings loaded before the configured rule files (which may override them), so a
+/// config listing only CRS's `crs-setup.conf` and `rules/*.conf` still inspects bodies: the
+/// settings ModSecurity users get from `modsecurity.conf`. Rule ids 190-195.
+pub const BASE_SETTINGS: &str = r#"
+SecRequestBodyAccess On
+SecRequestBodyLimitAction Reject
+SecRequestBodyJsonDepthLimit 512
+SecArgumentsLimit 1000
+SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:application(?:/soap\+|/)|text/)xml" \
+    "id:190,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/(?:[a-z0-9.+-]+\+)?json" \
+    "id:191,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
+SecRule &ARGS "@ge 1000" \
+    "id:192,phase:2,deny,status:400,log,t:none,msg:'Too many arguments to inspect'"
+SecRule REQBODY_ERROR "!@eq 0" \
+    "id:193,phase:2,deny,status:400,log,t:none,msg:'Request body could not be parsed'"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" \
+    "id:194,phase:2,deny,status:400,log,t:none,msg:'Multipart body failed strict validation'"
+SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" \
+    "id:195,phase:2,deny,status:400,log,t:none,msg:'Multipart body with an unmatched boundary'"
 "#;
 
 /// Credentials that never appear in a WAF log line.
@@ -52,6 +74,8 @@ pub struct WafSet {
     engines: HashMap<(Mode, Option<u8>), Arc<WafEngine>>,
     /// (mode, paranoia level) by route index.
     routes: Vec<(Mode, Option<u8>)>,
+    /// Rule exclusions by route index.
+    exclusions: Vec<Exclusions>,
     audit: Option<Arc<EventSink>>,
     audit_all: bool,
 }
@@ -77,6 +101,7 @@ fn compile(config: &ValidatedConfig, mode: Mode, pl: Option<u8>) -> Result<WafEn
         }),
         paranoia_level: pl,
         redact: REDACT.iter().map(|s| (*s).to_owned()).collect(),
+        prelude: Some(("base settings".to_owned(), BASE_SETTINGS.to_owned())),
         ..EngineOptions::default()
     };
     let result = if waf.rules.is_empty() {
@@ -110,6 +135,22 @@ impl WafSet {
                 )
             })
             .collect();
+        let mut errors = Vec::new();
+        let exclusions: Vec<Exclusions> = config
+            .route
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let items = r.waf.as_ref().map_or(&[][..], |w| &w.exclusions[..]);
+                Exclusions::parse(items).unwrap_or_else(|(j, e)| {
+                    errors.push(format!("route[{i}].waf.exclusions[{j}]: {e}"));
+                    Exclusions::default()
+                })
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let mut engines = HashMap::new();
         for key in routes.iter().copied().filter(|(m, _)| *m != Mode::Off) {
             if let std::collections::hash_map::Entry::Vacant(slot) = engines.entry(key) {
@@ -129,15 +170,19 @@ impl WafSet {
         Ok(Some(WafSet {
             engines,
             routes,
+            exclusions,
             audit,
             audit_all: waf.audit_log_mode == AuditLogMode::All,
         }))
     }
 
-    /// The engine and mode of route `index`, unless the WAF is off there.
-    pub fn for_route(&self, index: usize) -> Option<(&WafEngine, Mode)> {
+    /// The engine, mode and exclusions of route `index`, unless the WAF is off there.
+    pub fn for_route(&self, index: usize) -> Option<(&WafEngine, Mode, &Exclusions)> {
         let key = *self.routes.get(index)?;
-        self.engines.get(&key).map(|e| (e.as_ref(), key.0))
+        let exclusions = self.exclusions.get(index)?;
+        self.engines
+            .get(&key)
+            .map(|e| (e.as_ref(), key.0, exclusions))
     }
 
     /// Writes a transaction to the audit log when the mode asks for it.

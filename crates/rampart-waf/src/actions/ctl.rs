@@ -107,3 +107,44 @@ mod tests {
         assert!(Ctl::compile("nope=1").is_err());
     }
 }
+
+/// Rule exclusions for every transaction of a scope (a gateway route), written as the
+/// removal `ctl` actions operators already use in CRS exclusion rules:
+/// `ruleRemoveById=942100`, `ruleRemoveById=942100-942199`, `ruleRemoveByTag=attack-sqli`,
+/// `ruleRemoveTargetById=942100;ARGS:password`,
+/// `ruleRemoveTargetByTag=attack-xss;REQUEST_COOKIES:theme`.
+#[derive(Debug, Clone, Default)]
+pub struct Exclusions(pub(crate) Vec<Ctl>);
+
+impl Exclusions {
+    /// Compiles `items`; the error names the index of the first one that is not a removal
+    /// `ctl` or does not compile.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Exclusions, (usize, CompileError)> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let ctl = Ctl::compile(item.as_ref()).map_err(|e| (i, e))?;
+            match ctl {
+                Ctl::RuleRemoveById(_)
+                | Ctl::RuleRemoveByTag(_)
+                | Ctl::RuleRemoveByMsg(_)
+                | Ctl::RuleRemoveTargetById(..)
+                | Ctl::RuleRemoveTargetByTag(..) => out.push(ctl),
+                _ => {
+                    return Err((
+                        i,
+                        CompileError::new(
+                            "only ruleRemoveById, ruleRemoveByTag, ruleRemoveByMsg, \
+                             ruleRemoveTargetById and ruleRemoveTargetByTag are exclusions",
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Exclusions(out))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

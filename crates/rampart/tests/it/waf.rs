@@ -224,3 +224,65 @@ SecRule RESPONSE_BODY \"@contains leaked-secret\" \"id:202,phase:4,deny,status:4
         .await;
     assert!(e["rule_ids"].to_string().contains("201"), "{e}");
 }
+
+#[tokio::test]
+async fn route_exclusions_lift_one_rule_from_one_field_on_one_route() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[waf]
+mode = "enforce"
+[[route]]
+name = "snippets"
+match = {{ path_prefix = "/snippets" }}
+upstream = "{u}"
+waf = {{ exclusions = ["ruleRemoveTargetById=110;ARGS:sql"] }}
+[[route]]
+name = "api"
+upstream = "{u}"
+"#,
+        u = up.url()
+    ))
+    .await;
+    let sqli = "1%27%20OR%20%271%27%3D%271";
+    // The snippet store takes SQL in its `sql` field...
+    assert_eq!(
+        get(&gw.url(&format!("/snippets?sql={sqli}"))).await.status,
+        200
+    );
+    // ...but nowhere else on that route, and the rule still runs on every other route.
+    assert_eq!(
+        get(&gw.url(&format!("/snippets?q={sqli}"))).await.status,
+        403
+    );
+    assert_eq!(get(&gw.url(&format!("/api?sql={sqli}"))).await.status, 403);
+    // Other rules still see the excluded field.
+    assert_eq!(
+        get(&gw.url("/snippets?sql=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+            .await
+            .status,
+        403
+    );
+}
+
+#[test]
+fn a_bad_exclusion_is_a_config_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("rampart.toml");
+    std::fs::write(
+        &cfg,
+        "version = 1\n[[listener]]\nname = \"p\"\nbind = \"127.0.0.1:8080\"\n[waf]\n[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\nwaf = { exclusions = [\"ruleRemoveById=942100\", \"ruleEngine=Off\"] }\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("route[0].waf.exclusions[1]"), "{err}");
+}
