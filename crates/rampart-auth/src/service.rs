@@ -251,7 +251,8 @@ impl AuthService {
         Ok(svc)
     }
 
-    pub(crate) fn now(&self) -> i64 {
+    /// The service's clock (Unix seconds).
+    pub fn now(&self) -> i64 {
         self.clock.now()
     }
 

@@ -16,6 +16,7 @@ use rampart_auth::{
 use rampart_config::ValidatedConfig;
 use rampart_proxy::ProxyBody;
 
+mod oauth;
 mod signin;
 
 fn now_ms() -> i64 {
@@ -26,7 +27,14 @@ fn now_ms() -> i64 {
 
 /// Paths the auth server answers, ahead of every route.
 pub fn is_builtin_path(path: &str) -> bool {
-    path.starts_with("/auth/") || path == "/.well-known/jwks.json"
+    path.starts_with("/auth/")
+        || path.starts_with("/oauth2/")
+        || matches!(
+            path,
+            "/.well-known/jwks.json"
+                | "/.well-known/openid-configuration"
+                | "/.well-known/oauth-authorization-server"
+        )
 }
 
 /// The running auth server.
@@ -36,6 +44,8 @@ pub struct AuthServer {
     issuer_origin: String,
     cors_origins: Vec<String>,
     throttle: LoginThrottle,
+    /// The OAuth 2.0 / OIDC authorization server on the same users, sessions and keys.
+    oauth: rampart_oauth::OAuthServer,
     /// The throttle's counters on every node (`[shared] url` is Redis); the local ones above
     /// still count and decide whenever the shared store cannot answer.
     shared_throttle: std::sync::OnceLock<rampart_limit::SharedCounters>,
@@ -132,8 +142,10 @@ impl AuthServer {
             .and_then(|name| config.cors_policy(name))
             .map(|p| p.allow_origins.clone())
             .unwrap_or_default();
+        let svc = Arc::new(svc);
         Ok(Some(Arc::new(AuthServer {
-            svc: Arc::new(svc),
+            oauth: rampart_oauth::OAuthServer::new(Arc::clone(&svc)),
+            svc,
             issuer_origin: origin_of(&a.issuer),
             cors_origins,
             throttle: LoginThrottle::new(Default::default()),
@@ -298,6 +310,16 @@ pub enum EndpointAnswer {
     MethodNotAllowed(Vec<Method>),
     /// A cookie endpoint called from another site.
     CrossSite,
+    /// A response with the event it stands for: a refusal (status 400 and up: a security
+    /// event) or a grant (an info event).
+    Logged {
+        /// The response.
+        response: Response<ProxyBody>,
+        /// Event name (`oauth.token`, `oauth.token.fail`, `oauth.code`…).
+        event: &'static str,
+        /// Why, for the event (never a secret).
+        reason: String,
+    },
     /// A page (the sign-in form), with the security event it stands for when it refuses.
     Page {
         /// The page.
@@ -406,6 +428,12 @@ impl AuthServer {
                 EndpointAnswer::Response(r)
             }
             "/auth/signin" => self.signin(method, headers, query, body, client).await,
+            p if p.starts_with("/oauth2/")
+                || p == "/.well-known/openid-configuration"
+                || p == "/.well-known/oauth-authorization-server" =>
+            {
+                self.oauth(method, p, query, headers, body, client).await
+            }
             "/auth/signout" => self.signout(method, headers).await,
             "/auth/login" => {
                 if let Some(a) = post_only(method) {

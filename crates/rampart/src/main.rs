@@ -76,6 +76,11 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// OAuth 2.0 clients of the authorization server.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Signing keys of the auth server.
     Keys {
         #[command(subcommand)]
@@ -111,6 +116,45 @@ enum UserCommand {
         config: PathBuf,
         /// User name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id, and its secret once (confidential clients).
+    Add {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// Display name, shown on the consent page.
+        name: String,
+        /// An exact redirect URI (repeatable): https, or http on a loopback host.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A scope the client may ask for (repeatable); `openid` for ID tokens.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A grant type (repeatable): authorization_code, refresh_token, client_credentials.
+        /// Default: authorization_code and refresh_token.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE only.
+        #[arg(long)]
+        public: bool,
+    },
+    /// List clients (never secrets).
+    List {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+    },
+    /// Remove a client and its pending codes.
+    Remove {
+        /// The config file.
+        #[arg(long, short, env = "RAMPART_CONFIG")]
+        config: PathBuf,
+        /// Client id.
+        client_id: String,
     },
 }
 
@@ -204,6 +248,7 @@ fn main() -> ExitCode {
         Command::User { command } => finish(admin_command(Admin::User(command))),
         Command::Keys { command } => finish(admin_command(Admin::Keys(command))),
         Command::Apikey { command } => finish(admin_command(Admin::Apikey(command))),
+        Command::Client { command } => finish(admin_command(Admin::Client(command))),
         Command::Waf {
             command: WafCommand::Check { rules },
         } => {
@@ -247,6 +292,7 @@ enum Admin {
     User(UserCommand),
     Keys(KeysCommand),
     Apikey(ApikeyCommand),
+    Client(ClientCommand),
 }
 
 /// Commands that change the store: they open it as the gateway does, so running nodes see
@@ -263,6 +309,11 @@ fn admin_command(cmd: Admin) -> Result<(), String> {
             ApikeyCommand::Create { config, .. }
             | ApikeyCommand::List { config }
             | ApikeyCommand::Revoke { config, .. },
+        ) => config,
+        Admin::Client(
+            ClientCommand::Add { config, .. }
+            | ClientCommand::List { config }
+            | ClientCommand::Remove { config, .. },
         ) => config,
     };
     let config = rampart_config::load(config_path).map_err(|e| e.to_string())?;
@@ -345,6 +396,64 @@ fn admin_command(cmd: Admin) -> Result<(), String> {
                     .await
                     .map_err(|e| format!("apikey revoke: {e}"))?;
                 println!("revoked {key}");
+            }
+            Admin::Client(ClientCommand::Add {
+                name,
+                redirect_uris,
+                scopes,
+                grants,
+                public,
+                ..
+            }) => {
+                let oauth = rampart_oauth::OAuthServer::new(std::sync::Arc::clone(svc));
+                let (client, secret) = oauth
+                    .add_client(rampart_oauth::NewClient {
+                        name,
+                        redirect_uris,
+                        scopes,
+                        grant_types: grants,
+                        public,
+                    })
+                    .await
+                    .map_err(|e| format!("client add: {}", e.description))?;
+                println!("client_id: {}", client.client_id);
+                if let Some(secret) = secret {
+                    eprintln!("the client secret is shown once:");
+                    println!("client_secret: {secret}");
+                }
+            }
+            Admin::Client(ClientCommand::List { .. }) => {
+                for c in svc
+                    .store()
+                    .list_clients()
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}",
+                        c.client_id,
+                        c.name,
+                        if c.secret_hash.is_some() {
+                            "confidential"
+                        } else {
+                            "public"
+                        },
+                        c.grant_types.join(","),
+                        c.scopes.join(" "),
+                        c.redirect_uris.join(" ")
+                    );
+                }
+            }
+            Admin::Client(ClientCommand::Remove { client_id, .. }) => {
+                let removed = svc
+                    .store()
+                    .delete_client(&client_id)
+                    .await
+                    .map_err(|e| format!("client remove: {e}"))?;
+                if !removed {
+                    return Err(format!("client remove: no client {client_id}"));
+                }
+                println!("removed {client_id}");
             }
             Admin::Keys(KeysCommand::List { .. }) => {
                 for k in svc.list_keys() {

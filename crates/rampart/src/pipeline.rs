@@ -1241,6 +1241,28 @@ impl Gateway {
                 }
                 Verdict::Respond(response)
             }
+            crate::auth::EndpointAnswer::Logged {
+                response,
+                event,
+                reason,
+            } => {
+                let status = response.status().as_u16();
+                if status >= 400 {
+                    self.security_event(ctx, event, Mode::Enforce, status, &reason);
+                    if status == 401 {
+                        self.offence(ctx, Offence::AuthFailed);
+                    }
+                } else {
+                    self.emit(
+                        Event::new("info", event)
+                            .with("request_id", ctx.request_id.as_str())
+                            .with("client_ip", client)
+                            .with("status", status)
+                            .with("reason", reason),
+                    );
+                }
+                Verdict::Respond(response)
+            }
             crate::auth::EndpointAnswer::Response(r) => {
                 let signed_in = path == "/auth/signin" && r.status() == StatusCode::SEE_OTHER;
                 if path == "/auth/login" || path == "/auth/refresh" || signed_in {

@@ -16,7 +16,7 @@ use rampart_proxy::ProxyBody;
 use super::{AuthServer, EndpointAnswer};
 
 /// The CSRF cookie of the sign-in form.
-const CSRF_COOKIE: &str = "__Host-rampart_csrf";
+pub(super) const CSRF_COOKIE: &str = "__Host-rampart_csrf";
 
 /// The sign-in page's Content-Security-Policy: nothing but the form posting to itself.
 pub const PAGE_CSP: &str =
@@ -55,14 +55,14 @@ pub fn safe_return_to(candidate: Option<&str>) -> String {
     }
 }
 
-fn random_token() -> Option<String> {
+pub(super) fn random_token() -> Option<String> {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn same_bytes(a: &str, b: &str) -> bool {
+pub(super) fn same_bytes(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -70,7 +70,7 @@ fn same_bytes(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -78,7 +78,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find_map(|c| find_cookie(c, name))
 }
 
-fn html(status: StatusCode, body: String) -> Response<ProxyBody> {
+pub(super) fn html(status: StatusCode, body: String) -> Response<ProxyBody> {
     let mut r = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})
@@ -152,7 +152,7 @@ fn form(
     r
 }
 
-fn see_other(location: &str) -> Response<ProxyBody> {
+pub(super) fn see_other(location: &str) -> Response<ProxyBody> {
     let mut r = html(StatusCode::SEE_OTHER, String::new());
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);

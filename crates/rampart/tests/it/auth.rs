@@ -839,3 +839,343 @@ async fn login_failures_count_on_every_node_sharing_redis() {
     })
     .await;
 }
+
+/// Runs the authlib side of the OAuth tests (tests/it/oauth_client.py) and parses its JSON,
+/// off the test's runtime (the test upstream must keep answering meanwhile).
+async fn oauth_client(args: &[&str]) -> serde_json::Value {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || oauth_client_blocking(&args))
+        .await
+        .unwrap()
+}
+
+fn oauth_client_blocking(args: &[String]) -> serde_json::Value {
+    let tools = std::env::var_os("RAMPART_TOOLS").unwrap_or_else(|| "/opt/rampart-tools".into());
+    let python = std::path::PathBuf::from(tools).join("py/bin/python");
+    let script = format!("{}/tests/it/oauth_client.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        // Plain HTTP on loopback only.
+        .env("AUTHLIB_INSECURE_TRANSPORT", "1")
+        .output()
+        .expect("authlib's python (scripts/services.sh installs it)");
+    assert!(
+        out.status.success(),
+        "oauth_client.py {}: {}",
+        args[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn client_add(gw: &Gateway, args: &[&str]) -> (String, Option<String>) {
+    let out = Command::new(bin())
+        .args(["client", "add", "--config"])
+        .arg(&gw.config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    (
+        field("client_id:").expect("a client id"),
+        field("client_secret:"),
+    )
+}
+
+async fn form_post(url: String, cookie: &str, fields: &[(String, String)]) -> Reply {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    send(
+        &client(),
+        req("POST", &url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+    )
+    .await
+}
+
+/// The hidden fields of a form page, in order.
+fn hidden_fields(page: &str) -> Vec<(String, String)> {
+    page.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let name = rest.split('"').next().unwrap();
+            let value = rest
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let unescape = |s: &str| {
+                s.replace("&quot;", "\"")
+                    .replace("&#39;", "'")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
+            };
+            (unescape(name), unescape(value))
+        })
+        .collect()
+}
+
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    format!("/{}", rest.split_once('/').map_or("", |(_, p)| p))
+}
+
+#[tokio::test]
+async fn oauth_code_flow_with_pkce_and_client_credentials_for_a_real_client() {
+    let up = Upstream::start("api").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[auth]
+issuer = "https://auth.example.com"
+audience = ["api"]
+[[route]]
+name = "api"
+match = {{ path_prefix = "/api/" }}
+upstream = "{}"
+auth = ["jwt"]
+scopes = ["items:read"]
+"#,
+        up.url()
+    ))
+    .await;
+    add_user(&gw, "ada", "correct horse battery staple");
+    let redirect = "http://127.0.0.1:9/callback";
+    let (app_id, app_secret) = client_add(
+        &gw,
+        &[
+            "Demo <App>",
+            "--redirect-uri",
+            redirect,
+            "--scope",
+            "openid",
+            "--scope",
+            "items:read",
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "refresh_token",
+        ],
+    );
+    let app_secret = app_secret.expect("a confidential client has a secret");
+    let base = gw.url("");
+    let base = base.trim_end_matches('/');
+
+    // The client (authlib) builds the authorization URL with PKCE S256 and a nonce.
+    let start = oauth_client(&["start", base, &app_id, &app_secret, redirect]).await;
+    let authorize = path_of(start["uri"].as_str().unwrap());
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+
+    // The browser: not signed in yet, so to the sign-in page and back.
+    let r = get(&gw.url(&authorize)).await;
+    assert_eq!(r.status, 303);
+    let signin = r.header("location").unwrap().to_owned();
+    assert!(
+        signin.starts_with("/auth/signin?return_to=%2Foauth2%2Fauthorize%3F"),
+        "{signin}"
+    );
+    let page = get(&gw.url(&signin)).await;
+    let csrf = csrf_field(&String::from_utf8_lossy(&page.body));
+    let csrf_cookie = set_cookie(&page, "__Host-rampart_csrf").unwrap();
+    let csrf_cookie = csrf_cookie.split(';').next().unwrap().to_owned();
+    let return_to = hidden_fields(&String::from_utf8_lossy(&page.body))
+        .into_iter()
+        .find(|(k, _)| k == "return_to")
+        .unwrap()
+        .1;
+    let r = signin_post(
+        &gw,
+        &csrf_cookie,
+        &[
+            ("csrf", &csrf),
+            ("return_to", &return_to),
+            ("username", "ada"),
+            ("password", "correct horse battery staple"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some(return_to.as_str()));
+    let session = set_cookie(&r, "__Host-rampart_session").unwrap();
+    let session = session.split(';').next().unwrap().to_owned();
+
+    // The consent page: no script, escaped client name, the scopes, CSP allowing only the
+    // client's redirect origin as a form target.
+    let consent = send(
+        &client(),
+        req("GET", &gw.url(&return_to))
+            .header("cookie", &session)
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(consent.status, 200);
+    let html = String::from_utf8_lossy(&consent.body).into_owned();
+    assert!(
+        html.contains("Demo &lt;App&gt;") && !html.contains("<script"),
+        "{html}"
+    );
+    assert!(html.contains("<code>items:read</code>") && html.contains("<code>openid</code>"));
+    assert_eq!(
+        consent.header("content-security-policy"),
+        Some(
+            "default-src 'none'; form-action 'self' http://127.0.0.1:9; frame-ancestors 'none'; base-uri 'none'"
+        )
+    );
+    let csrf_cookie = set_cookie(&consent, "__Host-rampart_csrf").unwrap();
+    let csrf_cookie = csrf_cookie.split(';').next().unwrap().to_owned();
+    let mut fields = hidden_fields(&html);
+    let cookies = format!("{session}; {csrf_cookie}");
+    // A forged post without the CSRF cookie gets no code.
+    let mut approve = fields.clone();
+    approve.push(("decision".into(), "approve".into()));
+    let r = form_post(gw.url("/oauth2/authorize"), &session, &approve).await;
+    assert_eq!(r.status, 200, "the consent page again, not a redirect");
+    // The real approval: a code for the registered redirect URI, with state and iss.
+    fields.push(("decision".into(), "approve".into()));
+    let r = form_post(gw.url("/oauth2/authorize"), &cookies, &fields).await;
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    let callback = r.header("location").unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{redirect}?code=")),
+        "{callback}"
+    );
+    assert!(callback.contains("iss=https%3A%2F%2Fauth.example.com"));
+
+    // authlib exchanges the code (PKCE), checks the ID token against the JWKS, calls
+    // userinfo and the API, and refreshes.
+    let done = oauth_client(&[
+        "finish",
+        base,
+        &app_id,
+        &app_secret,
+        redirect,
+        &callback,
+        start["verifier"].as_str().unwrap(),
+        start["state"].as_str().unwrap(),
+        start["nonce"].as_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(done["userinfo"]["preferred_username"], "ada");
+    assert_eq!(done["id_claims"]["aud"], app_id.as_str());
+    assert_eq!(done["api_status"], 200);
+    assert_eq!(done["api_after_refresh"], 200);
+    assert_eq!(done["token"]["scope"], "openid items:read");
+    let seen = up.last();
+    assert_eq!(
+        seen.headers["x-rampart-subject"],
+        done["userinfo"]["sub"].as_str().unwrap()
+    );
+
+    // The code cannot be used twice; the replay also ends what the first exchange granted.
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let replay = form_post(
+        gw.url("/oauth2/token"),
+        "",
+        &[
+            ("grant_type".into(), "authorization_code".into()),
+            ("code".into(), code),
+            ("redirect_uri".into(), redirect.into()),
+            ("client_id".into(), app_id.clone()),
+            ("client_secret".into(), app_secret.clone()),
+            (
+                "code_verifier".into(),
+                start["verifier"].as_str().unwrap().into(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(replay.status, 400);
+    assert_eq!(replay.json()["error"], "invalid_grant");
+    let refreshed = done["refreshed"]["access_token"].as_str().unwrap();
+    assert_eq!(
+        send(&client(), bearer(gw.url("/api/items"), refreshed))
+            .await
+            .status,
+        401,
+        "a replayed code revokes the grant"
+    );
+
+    // A redirect URI that is not registered gets an error page, never a redirect.
+    let evil = authorize.replace("127.0.0.1%3A9", "evil.example");
+    let r = get(&gw.url(&evil)).await;
+    assert_eq!(r.status, 400);
+    assert!(r.header("location").is_none());
+    // Without PKCE the error goes back to the client.
+    let no_pkce = format!("/oauth2/authorize?response_type=code&client_id={app_id}&state=s1");
+    let r = get(&gw.url(&no_pkce)).await;
+    assert_eq!(r.status, 303);
+    let loc = r.header("location").unwrap();
+    assert!(
+        loc.starts_with(redirect)
+            && loc.contains("error=invalid_request")
+            && loc.contains("state=s1"),
+        "{loc}"
+    );
+
+    // A machine client: client credentials, the API, introspection.
+    let (svc_id, svc_secret) = client_add(
+        &gw,
+        &[
+            "Billing job",
+            "--scope",
+            "items:read",
+            "--grant",
+            "client_credentials",
+        ],
+    );
+    let cc = oauth_client(&["cc", base, &svc_id, &svc_secret.unwrap()]).await;
+    assert_eq!(cc["api_status"], 200);
+    assert_eq!(cc["introspection"]["active"], true);
+    assert_eq!(cc["introspection"]["client_id"], svc_id.as_str());
+    assert_eq!(cc["introspection"]["sub"], svc_id.as_str());
+    // Wrong secrets are refused the same way as unknown clients.
+    let r = form_post(
+        gw.url("/oauth2/token"),
+        "",
+        &[
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_id".into(), svc_id.clone()),
+            ("client_secret".into(), "wrong".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"], "invalid_client");
+    gw.event("oauth.token event", |e| e["event"] == "oauth.token")
+        .await;
+    gw.event("oauth.token.fail event", |e| {
+        e["event"] == "oauth.token.fail"
+    })
+    .await;
+}
