@@ -125,7 +125,7 @@ fn consent_page(req: &AuthorizeRequest, params: &[(String, String)]) -> Response
         r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>Allow access?</title></head>
+<meta name="referrer" content="same-origin"><title>Allow access?</title></head>
 <body>
 <main>
 <h1>Allow <strong>{name}</strong> to access your account?</h1>

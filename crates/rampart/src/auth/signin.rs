@@ -98,7 +98,9 @@ pub(super) fn html(status: StatusCode, body: String) -> Response<ProxyBody> {
     r
 }
 
-/// The sign-in form with a fresh CSRF token (also set as its cookie).
+/// The sign-in form with a fresh CSRF token (also set as its cookie). Its referrer policy is
+/// `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` with the
+/// form post, which the cross-site check must refuse.
 fn form(
     status: StatusCode,
     return_to: &str,
@@ -123,7 +125,7 @@ fn form(
         r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>Sign in</title></head>
+<meta name="referrer" content="same-origin"><title>Sign in</title></head>
 <body>
 <main>
 <h1>Sign in</h1>

@@ -1,6 +1,7 @@
 //! The demo in a real browser: `clients/browser` drives Debian's chromium with playwright-core
 //! against this build's binary (sign-in, the protected API, reload, silent refresh, logout,
-//! CORS from other origins). `scripts/services.sh` installs chromium and the npm package.
+//! CORS from other origins) and the OAuth code flow through the sign-in and consent pages with
+//! JavaScript off. `scripts/services.sh` installs chromium and the npm package.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,7 +35,7 @@ async fn the_demo_works_in_a_real_browser() {
     );
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("# pass 2") && text.contains("# fail 0"),
+        text.contains("# pass 3") && text.contains("# fail 0"),
         "{text}"
     );
 }
