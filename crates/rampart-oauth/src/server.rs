@@ -691,7 +691,7 @@ impl OAuthServer {
             None => self
                 .svc
                 .verifier()
-                .verify(token)
+                .verify_at(token, self.svc.now())
                 .ok()
                 .filter(|t| t.client_id.as_deref() == Some(client.client_id.as_str()))
                 .and_then(|t| t.session_id.clone()),
@@ -720,7 +720,7 @@ impl OAuthServer {
         let token = single(form, "token")
             .map_err(|_| OAuthError::invalid_request("a parameter is repeated"))?
             .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-        Ok(match self.svc.verifier().verify(token) {
+        Ok(match self.svc.verifier().verify_at(token, self.svc.now()) {
             Ok(t) => {
                 let mut v = json!({
                     "active": true,
@@ -751,7 +751,7 @@ impl OAuthServer {
         let t = self
             .svc
             .verifier()
-            .verify(bearer)
+            .verify_at(bearer, self.svc.now())
             .map_err(|_| OAuthError::invalid_token("invalid or expired access token"))?;
         if !t.scopes.iter().any(|s| s == "openid") {
             return Err(OAuthError::insufficient_scope(
