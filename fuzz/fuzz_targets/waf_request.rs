@@ -18,7 +18,12 @@ SecRule ARGS "@detectXSS" "id:5,phase:2,pass,log"
 fn engine() -> &'static WafEngine {
     static E: OnceLock<WafEngine> = OnceLock::new();
     E.get_or_init(|| {
-        let opts = EngineOptions { mode_override: Some(RuleEngineMode::DetectionOnly), ..EngineOptions::default() };
+        // Redaction prefixes as the gateway sets them: the check runs on every logged match.
+        let opts = EngineOptions {
+            mode_override: Some(RuleEngineMode::DetectionOnly),
+            redact: vec!["ARGS:password".into(), "REQUEST_COOKIES".into(), "ARGS_NAMES:passwordx".into()],
+            ..EngineOptions::default()
+        };
         WafEngine::from_str(RULES, "fuzz", &opts).expect("the fuzz rules compile")
     })
 }

@@ -200,6 +200,30 @@ fn redact_hides_matched_data() {
 }
 
 #[test]
+fn redaction_survives_variable_names_that_are_not_utf8() {
+    // Percent-decoded argument names may hold any bytes; the redaction check once sliced
+    // their lossy text at a byte index and panicked inside a multi-byte replacement char.
+    let e = WafEngine::from_str(
+        "SecRule ARGS_NAMES \"@rx script\" \"id:51,phase:2,pass,logdata:'%{MATCHED_VAR}'\"\n",
+        "t",
+        &EngineOptions {
+            redact: vec!["ARGS_NAMES:passwordx".into(), "ARGS:password".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut tx = e.transaction(ConnInfo::default());
+    tx.process_request_headers(
+        "GET",
+        "/get?%9cscript+%bcalert(1);%bc/script%9e=value",
+        "HTTP/1.1",
+        &[(b"Host", b"localhost")],
+    );
+    tx.process_request_body();
+    assert_eq!(ids(&tx), vec![51]);
+}
+
+#[test]
 fn allow_skip_and_redirect() {
     let e = engine(
         r#"SecRuleEngine On

@@ -799,10 +799,13 @@ impl<'e> Transaction<'e> {
         let mut m = None;
         if rule.log.unwrap_or(true) {
             let var = lossy(&self.st.matched_var_name);
-            let redacted = engine
-                .redact
-                .iter()
-                .any(|p| var.len() >= p.len() && var[..p.len()].eq_ignore_ascii_case(p));
+            let redacted = engine.redact.iter().any(|p| {
+                // Bytes, not `str` slices: a variable name may hold any bytes (decoded
+                // from the request), and `p.len()` need not fall on a char boundary.
+                var.as_bytes()
+                    .get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+            });
             let mr = MatchedRule {
                 id: rule.id,
                 phase,
