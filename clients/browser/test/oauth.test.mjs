@@ -169,7 +169,9 @@ test("authorization code flow with plain HTML forms, JavaScript off", { timeout:
 
   // The browser lands on the client's redirect URI with a code and the state.
   await page.waitForURL((u) => u.href.startsWith(`${app}/callback`));
-  const back = callbacks.at(-1);
+  // (the browser also asks the app for /favicon.ico)
+  const back = callbacks.filter((u) => u.pathname === "/callback").at(-1);
+  assert.ok(back, "the browser reached the callback");
   assert.equal(back.searchParams.get("state"), state);
   assert.equal(back.searchParams.get("iss"), base);
   const code = back.searchParams.get("code");

@@ -134,7 +134,14 @@ impl Handler for Gateway {
         let slot = self.start_request(limits.max_requests_in_flight);
         let body_slow = Arc::new(AtomicBool::new(false));
         let req = strip_identity_headers(req);
-        let req = if req.body().is_end_stream() {
+        // gRPC streams (HTTP/2, application/grpc) stay open and quiet by design: they are
+        // bounded by the stream and connection limits, not by a body pace.
+        let grpc_stream = req.version() == Version::HTTP_2
+            && req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let req = if req.body().is_end_stream() || grpc_stream {
             req.map(|b| b.map_err(BoxError::from).boxed_unsync())
         } else {
             // Slow-body defense: the body must keep a minimum pace and end by the deadline.

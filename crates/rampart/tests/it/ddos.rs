@@ -482,3 +482,42 @@ rate_limit = ["open"]
     );
     assert!(back.len() <= 4, "{back:?}");
 }
+
+#[tokio::test]
+async fn grpc_streams_are_not_cut_by_the_body_pace() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(
+        &up,
+        "[limits]\nbody_timeout = \"1s\"\nmin_body_rate = 1000\nrequest_timeout = \"2s\"",
+    ))
+    .await;
+    let tcp = TcpStream::connect(gw.addr("public")).await.unwrap();
+    let (h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let request = |content_type: &'static str| {
+        http::Request::post("http://x/svc.Echo/Stream")
+            .header("content-type", content_type)
+            .body(())
+            .unwrap()
+    };
+    // A quiet stream past both the grace time and the request deadline, then its last message.
+    let mut h2 = h2.ready().await.unwrap();
+    let (resp, mut body) = h2.send_request(request("application/grpc"), false).unwrap();
+    body.send_data(bytes::Bytes::from_static(b"\0\0\0\0\x01x"), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    body.send_data(bytes::Bytes::from_static(b"\0\0\0\0\x01y"), true)
+        .unwrap();
+    let resp = tokio::time::timeout(PATIENCE, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(up.last().body_len, 12);
+    // The same pace without gRPC's content type is cut.
+    let mut h2 = h2.ready().await.unwrap();
+    let (resp, mut body) = h2
+        .send_request(request("application/octet-stream"), false)
+        .unwrap();
+    body.send_data(bytes::Bytes::from_static(b"x"), false)
+        .unwrap();
+    let resp = tokio::time::timeout(PATIENCE, resp).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 408);
+}
