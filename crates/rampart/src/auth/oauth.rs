@@ -7,10 +7,8 @@
 //! a CSRF token (cookie + hidden field), every value escaped. Its form posts the original
 //! parameters back, which are validated again before a code is issued.
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
 use rampart_oauth::{AuthorizeError, AuthorizeRequest, ClientCredentials, OAuthError};
 use rampart_proxy::ProxyBody;
 
@@ -24,20 +22,11 @@ fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A JSON answer as the auth endpoints give it, plus `Pragma: no-cache` (RFC 6749 §5.1).
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut r = super::json(status, body);
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 

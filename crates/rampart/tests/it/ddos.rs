@@ -30,12 +30,6 @@ upstream = "{}"
     )
 }
 
-async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(source, 0))?;
-    sock.connect(addr).await
-}
-
 /// One `GET path` from `source` on a new connection: the status, or None when the
 /// connection is refused, closed without an answer, or too slow (5 s).
 async fn status_from(source: IpAddr, addr: SocketAddr, path: &str) -> Option<u16> {

@@ -150,9 +150,7 @@ async fn slow_heads_and_idle_connections_are_closed() {
 }
 
 async fn open_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(source, 0)).unwrap();
-    sock.connect(addr).await.unwrap()
+    connect_from(source, addr).await.unwrap()
 }
 
 /// Sends a request on `s`; true if an HTTP response came back.

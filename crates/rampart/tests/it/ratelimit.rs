@@ -130,9 +130,7 @@ async fn two_gateways_sharing_redis_enforce_one_limit() {
 }
 
 async fn answered_from(source: IpAddr, addr: SocketAddr) -> Option<String> {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new(source, 0)).unwrap();
-    let mut s = sock.connect(addr).await.ok()?;
+    let mut s = connect_from(source, addr).await.ok()?;
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .ok()?;

@@ -50,6 +50,17 @@ pub struct Seen {
     pub body: Bytes,
 }
 
+/// A TCP connection to `addr` from the loopback address `source` (tests play distinct
+/// clients as 127.0.0.x).
+pub async fn connect_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(source, 0))?;
+    sock.connect(addr).await
+}
+
 /// A loopback address where nothing listens (connections are refused).
 pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
