@@ -200,6 +200,50 @@ fn redact_hides_matched_data() {
 }
 
 #[test]
+fn xml_bodies_are_inspected_as_xml_not_as_raw_request_body() {
+    let rules = |force: &str| {
+        engine(&format!(
+            r#"SecRuleEngine DetectionOnly
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@rx xml" "id:70,phase:1,pass,nolog,ctl:requestBodyProcessor=XML{force}"
+SecRule REQUEST_HEADERS:Content-Type "@rx json" "id:71,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_BODY "@contains Magic" "id:72,phase:2,pass"
+SecRule XML:/* "@contains Magic" "id:73,phase:2,pass"
+"#
+        ))
+    };
+    let run = |e: &WafEngine, ct: &[u8], body: &[u8]| {
+        let mut tx = e.transaction(ConnInfo::default());
+        tx.process_request_headers("POST", "/", "HTTP/1.1", &[(b"Content-Type", ct)]);
+        tx.append_request_body(body);
+        tx.process_request_body();
+        ids(&tx)
+    };
+    let plain = rules("");
+    // A keyword in an element name is not a value: neither rule sees it.
+    assert_eq!(
+        run(&plain, b"application/xml", b"<a><Magic x='1'>v</Magic></a>"),
+        Vec::<u32>::new()
+    );
+    // In a text node, XML:/* does; REQUEST_BODY stays empty for XML.
+    assert_eq!(
+        run(&plain, b"application/xml", b"<a><b>Magic</b></a>"),
+        vec![73]
+    );
+    // Other bodies keep REQUEST_BODY.
+    assert_eq!(
+        run(&plain, b"application/json", br#"{"Magic":1}"#),
+        vec![72]
+    );
+    // ctl:forceRequestBodyVariable=On brings it back for XML.
+    let forced = rules(",ctl:forceRequestBodyVariable=On");
+    assert_eq!(
+        run(&forced, b"application/xml", b"<a><Magic/></a>"),
+        vec![72]
+    );
+}
+
+#[test]
 fn redaction_survives_variable_names_that_are_not_utf8() {
     // Percent-decoded argument names may hold any bytes; the redaction check once sliced
     // their lossy text at a byte index and panicked inside a multi-byte replacement char.

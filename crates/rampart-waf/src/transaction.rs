@@ -124,6 +124,8 @@ pub struct Transaction<'e> {
     resp_body_access: bool,
     req_body: Vec<u8>,
     req_body_over: bool,
+    /// `ctl:forceRequestBodyVariable=On`: REQUEST_BODY holds the raw body whatever parsed it.
+    force_req_body_var: bool,
     resp_body: Vec<u8>,
     matched: Vec<MatchedRule>,
     intervention: Option<Intervention>,
@@ -164,6 +166,7 @@ impl WafEngine {
             resp_body_access: self.config.resp_body_access,
             req_body: Vec::new(),
             req_body_over: false,
+            force_req_body_var: false,
             resp_body: Vec::new(),
             matched: Vec::new(),
             intervention: None,
@@ -420,7 +423,11 @@ impl<'e> Transaction<'e> {
             let keep = cfg.args_limit.saturating_sub(st.args_get.len());
             st.args_post.truncate(keep);
         }
-        st.req_body = body;
+        // As ModSecurity v3: a body the XML processor parsed is inspected through XML:/* and
+        // XML://@*, not as raw REQUEST_BODY (element and attribute names are not values).
+        if proc_name.as_deref() != Some("XML") || self.force_req_body_var {
+            st.req_body = body;
+        }
     }
 
     /// Phase 3.
@@ -901,7 +908,8 @@ impl<'e> Transaction<'e> {
             Ctl::RequestBodyProcessor(p) => self.set_body_processor(p),
             Ctl::RequestBodyAccess(b) => self.req_body_access = *b,
             Ctl::ResponseBodyAccess(b) => self.resp_body_access = *b,
-            Ctl::ForceRequestBodyVariable | Ctl::Ignored => {}
+            Ctl::ForceRequestBodyVariable(on) => self.force_req_body_var = *on,
+            Ctl::Ignored => {}
         }
     }
 }

@@ -14,8 +14,9 @@ pub(crate) enum Ctl {
     RequestBodyProcessor(String),
     RequestBodyAccess(bool),
     ResponseBodyAccess(bool),
-    /// Accepted; `REQUEST_BODY` is always populated here (ModSecurity v3 behaviour).
-    ForceRequestBodyVariable,
+    /// `REQUEST_BODY` holds the raw body even when the XML processor parsed it (otherwise
+    /// only non-XML bodies fill it, as in ModSecurity v3).
+    ForceRequestBodyVariable(bool),
     /// Audit-log settings: accepted, no effect on evaluation.
     Ignored,
 }
@@ -78,10 +79,7 @@ impl Ctl {
             "requestbodyprocessor" => Ctl::RequestBodyProcessor(value.to_ascii_uppercase()),
             "requestbodyaccess" => Ctl::RequestBodyAccess(on_off(value)?),
             "responsebodyaccess" => Ctl::ResponseBodyAccess(on_off(value)?),
-            "forcerequestbodyvariable" => {
-                on_off(value)?;
-                Ctl::ForceRequestBodyVariable
-            }
+            "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on_off(value)?),
             "auditengine" | "auditlogparts" | "debugloglevel" | "hashengine"
             | "hashenforcement" => Ctl::Ignored,
             other => return Err(CompileError::new(format!("unknown ctl {other:?}"))),
