@@ -329,6 +329,17 @@ async fn inspect_response(
     (iv, Some(rebuilt))
 }
 
+/// `user-agent` → `User-Agent`: each dash-separated part capitalized.
+fn title_case(name: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::with_capacity(name.len());
+    let mut up = true;
+    for c in name.chars() {
+        out.push(if up { c.to_ascii_uppercase() } else { c });
+        up = c == '-';
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 enum BodyRead {
     TooLarge,
     Failed,
@@ -809,14 +820,29 @@ impl Gateway {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
+        // HTTP/1 header names reach us lowercased; rules and logs see them in their usual
+        // spelling (`User-Agent`), as a server that keeps the case would show them.
+        let names: Vec<std::borrow::Cow<'_, str>> = req
+            .headers()
+            .keys()
+            .map(|k| {
+                if req.version() == Version::HTTP_2 {
+                    std::borrow::Cow::Borrowed(k.as_str())
+                } else {
+                    title_case(k.as_str())
+                }
+            })
+            .collect();
         let headers: Vec<(&[u8], &[u8])> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+            .zip(&names)
+            .map(|((_, v), name)| (name.as_bytes(), v.as_bytes()))
             .collect();
         let mut intervention =
             tx.process_request_headers(req.method().as_str(), &target, protocol, &headers);
         drop(headers);
+        drop(names);
         let mut too_large = false;
         if intervention.is_none() {
             if tx.wants_request_body() {
@@ -1634,5 +1660,19 @@ impl Body for LoggedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_get_their_usual_spelling() {
+        assert_eq!(title_case("user-agent"), "User-Agent");
+        assert_eq!(title_case("referer"), "Referer");
+        assert_eq!(title_case("x-forwarded-for"), "X-Forwarded-For");
+        assert_eq!(title_case("-a--b-"), "-A--B-");
+        assert_eq!(title_case(""), "");
     }
 }
