@@ -12,7 +12,9 @@ use http::{Method, Response, StatusCode};
 use rampart_oauth::{AuthorizeError, AuthorizeRequest, ClientCredentials, OAuthError};
 use rampart_proxy::ProxyBody;
 
-use super::signin::{CSRF_COOKIE, cookie_value, escape, html, random_token, same_bytes, see_other};
+use super::signin::{
+    CSRF_COOKIE, cookie_value, csrf_form_page, escape, html, same_bytes, see_other,
+};
 use super::{AuthServer, EndpointAnswer};
 
 fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
@@ -79,12 +81,6 @@ fn error_page(message: &str) -> Response<ProxyBody> {
 /// The consent page for `req`, carrying `params` (the original request) and a fresh CSRF
 /// token.
 fn consent_page(req: &AuthorizeRequest, params: &[(String, String)]) -> Response<ProxyBody> {
-    let Some(csrf) = random_token() else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "<!doctype html><title>Unavailable</title><p>Try again shortly.</p>".to_owned(),
-        );
-    };
     let hidden: String = params
         .iter()
         .filter(|(k, _)| k != "csrf" && k != "decision")
@@ -104,14 +100,17 @@ fn consent_page(req: &AuthorizeRequest, params: &[(String, String)]) -> Response
             .map(|s| format!("<li><code>{}</code></li>\n", escape(s)))
             .collect()
     };
-    let site = req
+    // Browsers apply form-action to the redirect that follows the post: the client's
+    // redirect origin is allowed, nothing else.
+    let origin = req
         .redirect_uri
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', '?']).next())
-        .unwrap_or("");
-    let body = format!(
-        r#"<!doctype html>
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split(['/', '?']).next().unwrap_or("")))
+        .unwrap_or_default();
+    let site = origin.split_once("://").map_or("", |(_, host)| host);
+    let mut r = csrf_form_page(StatusCode::OK, |csrf| {
+        format!(
+            r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin"><title>Allow access?</title></head>
@@ -131,22 +130,10 @@ fn consent_page(req: &AuthorizeRequest, params: &[(String, String)]) -> Response
 </body>
 </html>
 "#,
-        name = escape(&req.client.name),
-        site = escape(site),
-    );
-    let mut r = html(StatusCode::OK, body);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{CSRF_COOKIE}={csrf}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=3600"
-    )) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    // Browsers apply form-action to the redirect that follows the post: allow the client's
-    // redirect origin, nothing else.
-    let origin = req
-        .redirect_uri
-        .split_once("://")
-        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split(['/', '?']).next().unwrap_or("")))
-        .unwrap_or_default();
+            name = escape(&req.client.name),
+            site = escape(site),
+        )
+    });
     if let Ok(v) = HeaderValue::from_str(&format!(
         "default-src 'none'; form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'"
     )) {

@@ -55,11 +55,25 @@ pub fn safe_return_to(candidate: Option<&str>) -> String {
     }
 }
 
-pub(super) fn random_token() -> Option<String> {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+/// A page whose form is protected by a fresh CSRF token: `render` gets the token for the
+/// hidden field, and the token is set as the `__Host-` cookie the post must match.
+pub(super) fn csrf_form_page(
+    status: StatusCode,
+    render: impl FnOnce(&str) -> String,
+) -> Response<ProxyBody> {
+    let Ok(csrf) = rampart_auth::random_token() else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<!doctype html><title>Unavailable</title><p>Try again shortly.</p>".to_owned(),
+        );
+    };
+    let mut r = html(status, render(&csrf));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{CSRF_COOKIE}={csrf}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=3600"
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 pub(super) fn same_bytes(a: &str, b: &str) -> bool {
@@ -107,22 +121,17 @@ fn form(
     username: &str,
     error: Option<&str>,
 ) -> Response<ProxyBody> {
-    let Some(csrf) = random_token() else {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "<!doctype html><title>Unavailable</title><p>Try again shortly.</p>".to_owned(),
-        );
-    };
-    let error_html = error
-        .map(|e| format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e)))
-        .unwrap_or_default();
-    let described = if error.is_some() {
-        " aria-describedby=\"error\""
-    } else {
-        ""
-    };
-    let body = format!(
-        r#"<!doctype html>
+    csrf_form_page(status, |csrf| {
+        let error_html = error
+            .map(|e| format!("<p id=\"error\" role=\"alert\">{}</p>\n", escape(e)))
+            .unwrap_or_default();
+        let described = if error.is_some() {
+            " aria-describedby=\"error\""
+        } else {
+            ""
+        };
+        let body = format!(
+            r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin"><title>Sign in</title></head>
@@ -142,16 +151,11 @@ fn form(
 </body>
 </html>
 "#,
-        return_to = escape(return_to),
-        username = escape(username),
-    );
-    let mut r = html(status, body);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{CSRF_COOKIE}={csrf}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=3600"
-    )) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+            return_to = escape(return_to),
+            username = escape(username),
+        );
+        body
+    })
 }
 
 pub(super) fn see_other(location: &str) -> Response<ProxyBody> {
