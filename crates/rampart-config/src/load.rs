@@ -1347,6 +1347,35 @@ mod tls_checks {
     }
 
     #[test]
+    fn ddos_limits_out_of_range_are_refused_with_their_key() {
+        for (setting, path) in [
+            (
+                "max_requests_in_flight = 0",
+                "limits.max_requests_in_flight",
+            ),
+            (
+                "h2_max_concurrent_streams = 0",
+                "limits.h2_max_concurrent_streams",
+            ),
+            (
+                "h2_max_concurrent_streams = 10001",
+                "limits.h2_max_concurrent_streams",
+            ),
+            ("h2_max_resets = 0", "limits.h2_max_resets"),
+            ("body_timeout = \"0s\"", "limits.body_timeout"),
+            ("request_timeout = \"0s\"", "limits.request_timeout"),
+        ] {
+            refused(&format!("{L}[limits]\n{setting}"), path);
+        }
+        assert!(
+            errors(&format!(
+                "{L}[limits]\nmin_body_rate = 0\nh2_max_resets = 1"
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn route_identity_and_upstream_tls_rules() {
         let route = |extra: &str| {
             format!(

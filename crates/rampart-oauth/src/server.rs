@@ -831,5 +831,13 @@ mod tests {
         assert_eq!(c.secret.as_deref(), Some("s:cret"));
         assert!(c.basic);
         assert!(ClientCredentials::from_request(Some("Basic !!!"), &[]).is_err());
+        // One authentication method per request (RFC 6749 §2.3).
+        let twice = vec![("client_secret".to_owned(), "s".to_owned())];
+        assert_eq!(
+            ClientCredentials::from_request(Some(&header), &twice)
+                .unwrap_err()
+                .code,
+            "invalid_request"
+        );
     }
 }

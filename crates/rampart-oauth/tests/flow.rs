@@ -373,15 +373,56 @@ async fn clients_authenticate_as_registered() {
             .code,
         "invalid_scope"
     );
-    assert!(
-        w.oauth
-            .add_client(NewClient {
+    for (bad, why) in [
+        (
+            NewClient {
                 name: "bad".into(),
                 redirect_uris: vec!["http://app.example.com/cb".into()],
                 ..NewClient::default()
-            })
-            .await
-            .is_err(),
-        "plain http redirect URIs are refused off loopback"
+            },
+            "plain http redirect URIs are refused off loopback",
+        ),
+        (
+            NewClient {
+                name: "bad".into(),
+                grant_types: vec!["client_credentials".into()],
+                public: true,
+                ..NewClient::default()
+            },
+            "a public client cannot use client credentials",
+        ),
+        (
+            NewClient {
+                name: "bad".into(),
+                grant_types: vec!["password".into()],
+                ..NewClient::default()
+            },
+            "unknown grant types",
+        ),
+        (
+            NewClient {
+                name: " ".into(),
+                redirect_uris: vec![REDIRECT.into()],
+                ..NewClient::default()
+            },
+            "a client needs a name",
+        ),
+    ] {
+        assert!(w.oauth.add_client(bad).await.is_err(), "{why}");
+    }
+
+    // Introspection is for confidential clients; userinfo needs the openid scope.
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let e = w
+        .oauth
+        .introspect(&p(&[("token", &token)]), &creds(&public, None))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_client");
+    let e = w.oauth.userinfo(&token).await.unwrap_err();
+    assert_eq!((e.code, e.status), ("insufficient_scope", 403));
+    assert_eq!(
+        w.oauth.userinfo("not-a-token").await.unwrap_err().code,
+        "invalid_token"
     );
 }

@@ -515,3 +515,58 @@ async fn grpc_streams_are_not_cut_by_the_body_pace() {
     let resp = tokio::time::timeout(PATIENCE, resp).await.unwrap().unwrap();
     assert_eq!(resp.status(), 408);
 }
+
+#[tokio::test]
+async fn a_ban_also_ends_the_connections_the_client_already_holds() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&format!(
+        r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+[[rate_limit]]
+name = "per-ip"
+key = "ip"
+rate = "1/h"
+burst = 1
+[bans]
+threshold = 3
+duration = "1h"
+[[route]]
+name = "app"
+upstream = "{}"
+rate_limit = ["per-ip"]
+"#,
+        up.url()
+    ))
+    .await;
+    // One keep-alive connection, opened before the ban: the ban-at-accept check never sees
+    // it again, the request path does.
+    let c = client();
+    let mut statuses = Vec::new();
+    let mut banned = None;
+    for _ in 0..10 {
+        let r = send(
+            &c,
+            req("GET", &gw.url("/")).body(Default::default()).unwrap(),
+        )
+        .await;
+        statuses.push(r.status.as_u16());
+        if r.status == 403 {
+            banned = Some(r);
+            break;
+        }
+    }
+    let r = banned.unwrap_or_else(|| panic!("never refused as banned: {statuses:?}"));
+    assert_eq!(r.json()["type"], "urn:rampart:problem:banned");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() > 60)
+    );
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(statuses[0], 200);
+    assert!(
+        statuses[1..statuses.len() - 1].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+}
