@@ -119,6 +119,10 @@ pub struct WafEngine {
     pub(crate) default_status: [Option<u16>; 6],
     pub(crate) pinned: Vec<(String, Vec<u8>)>,
     pub(crate) redact: Vec<String>,
+    /// Every tag a rule carries, interned: exclusions by tag compare ids, not strings.
+    pub(crate) tag_ids: std::collections::HashMap<String, u32>,
+    /// `@rx` rules answered together, see [`crate::prefilter`].
+    pub(crate) prefilters: Vec<crate::prefilter::Prefilter>,
 }
 
 enum Deferred {
@@ -724,9 +728,18 @@ impl Loader {
                 intern(c, chains);
             }
         }
+        let mut tag_ids: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         for e in &mut self.entries {
             if let Entry::Rule(r) = e {
                 intern(r, &mut chains);
+                r.tag_ids = r
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        let next = tag_ids.len() as u32;
+                        *tag_ids.entry(t.clone()).or_insert(next)
+                    })
+                    .collect();
             }
         }
         let mut rules = Vec::new();
@@ -760,6 +773,7 @@ impl Loader {
                 }
             }
         }
+        let prefilters = crate::prefilter::build(&mut rules);
         let pinned = match opts.paranoia_level {
             Some(pl) => vec![
                 (
@@ -781,6 +795,8 @@ impl Loader {
             default_status,
             pinned,
             redact: opts.redact.clone(),
+            tag_ids,
+            prefilters,
         })
     }
 }

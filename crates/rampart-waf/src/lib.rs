@@ -56,15 +56,20 @@
 //! `seclang` (directives, Include) → `engine` (load, per-phase plans) → `rule`; the four
 //! registries `variables/`, `operators/`, `transforms/`, `actions/` (one table each, names
 //! case-insensitive, compile may fail with the rule id and line, eval cannot fail); `body/`
-//! (URLENCODED, MULTIPART, JSON, XML); `transaction` (evaluation).
+//! (URLENCODED, MULTIPART, JSON, XML); `prefilter` (one regex set per group of `@rx` rules
+//! answers them all at once); `transaction` (evaluation); `fuzzing` (hidden: body processors,
+//! transformations and operators on their own, for the targets in `fuzz/`).
 #![forbid(unsafe_code)]
 
 mod actions;
 mod body;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod macros;
 mod operators;
+mod prefilter;
 mod rule;
 mod seclang;
 mod state;

@@ -65,7 +65,7 @@ impl Macro {
                     match p {
                         Part::Lit(l) => out.extend_from_slice(l),
                         Part::Var(t) => {
-                            let mut vals = Vec::new();
+                            let mut vals = variables::Values::new();
                             variables::collect(st, t, &[], &mut vals);
                             if let Some(v) = vals.first() {
                                 out.extend_from_slice(&v.value);

@@ -46,6 +46,8 @@ pub(crate) struct Rule {
     pub logdata: Option<Macro>,
     pub severity: Option<u8>,
     pub tags: Vec<String>,
+    /// `tags` as ids interned by the engine (`WafEngine::tag_ids`): what exclusions compare.
+    pub tag_ids: Vec<u32>,
     pub ver: Option<String>,
     pub rev: Option<String>,
     pub maturity: Option<u8>,
@@ -62,6 +64,9 @@ pub(crate) struct Rule {
     pub setvars: Vec<SetVar>,
     pub ctls: Vec<Ctl>,
     pub has_phase: bool,
+    /// (prefilter group, pattern index) when a [`crate::prefilter::Prefilter`] answers this
+    /// rule's operator for all its values at once.
+    pub prefilter: Option<(u32, u32)>,
 }
 
 impl Rule {

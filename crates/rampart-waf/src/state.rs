@@ -2,6 +2,10 @@
 
 use std::collections::HashMap;
 
+/// The TX collection's map: keys may come from the request (`tx.%{tx.0}`), so the hash is
+/// seeded per process; foldhash is several times faster than SipHash on short keys.
+pub(crate) type TxMap = HashMap<String, Vec<u8>, foldhash::fast::RandomState>;
+
 /// A key/value pair of a collection (argument, header, cookie …), raw bytes.
 pub(crate) type Kv = (Vec<u8>, Vec<u8>);
 
@@ -69,7 +73,7 @@ pub(crate) struct TxData {
     pub urlencoded_error: bool,
     pub inbound_data_error: bool,
     pub outbound_data_error: bool,
-    pub tx: HashMap<String, Vec<u8>>,
+    pub tx: TxMap,
     pub matched_var: Vec<u8>,
     pub matched_var_name: Vec<u8>,
     pub matched_vars: Vec<Kv>,

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+use smallvec::SmallVec;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::actions::ctl::Ctl;
@@ -106,7 +108,8 @@ fn lossy(v: &[u8]) -> String {
 
 enum RemovedTarget {
     Ids(Vec<(u32, u32)>, Target),
-    Tag(String, Target),
+    /// An interned tag id (`WafEngine::tag_ids`).
+    Tag(u32, Target),
 }
 
 /// One HTTP exchange. Call the `process_*` methods in request order; each may return an
@@ -116,7 +119,8 @@ pub struct Transaction<'e> {
     st: TxData,
     mode: RuleEngineMode,
     removed_ids: Vec<(u32, u32)>,
-    removed_tags: Vec<String>,
+    /// Interned tag ids.
+    removed_tags: Vec<u32>,
     removed_msgs: Vec<String>,
     removed_targets: Vec<RemovedTarget>,
     body_processor: Option<String>,
@@ -139,6 +143,8 @@ pub struct Transaction<'e> {
     tcache: TransformCache,
     /// Bytes held by `tcache` (bounded by [`TCACHE_BUDGET`]).
     tcache_bytes: usize,
+    /// Per prefilter group, the patterns that matched some value (computed on first use).
+    prefilter_hits: Vec<Option<Box<[u64]>>>,
 }
 
 impl WafEngine {
@@ -150,7 +156,12 @@ impl WafEngine {
             remote_port: conn.client_port.to_string().into_bytes(),
             server_addr: conn.server_ip.clone().into_bytes(),
             server_port: conn.server_port.to_string().into_bytes(),
-            tx: self.pinned.iter().cloned().collect(),
+            tx: {
+                // CRS sets about a hundred TX variables per request: no rehashing on the way
+                let mut tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());
+                tx.extend(self.pinned.iter().cloned());
+                tx
+            },
             ..TxData::default()
         };
         Transaction {
@@ -176,8 +187,9 @@ impl WafEngine {
             ran: [false; 6],
             content_type: Vec::new(),
             x_crs_test: None,
-            tcache: HashMap::default(),
+            tcache: HashMap::with_capacity_and_hasher(128, Default::default()),
             tcache_bytes: 0,
+            prefilter_hits: vec![None; self.prefilters.len()],
         }
     }
 }
@@ -573,7 +585,7 @@ impl<'e> Transaction<'e> {
     fn removed(&self, r: &Rule) -> bool {
         in_ranges(r.id, &self.removed_ids)
             || (!self.removed_tags.is_empty()
-                && r.tags.iter().any(|t| self.removed_tags.contains(t)))
+                && r.tag_ids.iter().any(|t| self.removed_tags.contains(t)))
             || (!self.removed_msgs.is_empty() && self.removed_msgs.contains(&r.msg_raw))
     }
 
@@ -655,15 +667,20 @@ impl<'e> Transaction<'e> {
             }
             return true;
         };
-        let mut excl: Vec<&Target> = r.excludes.iter().collect();
+        if let Some((group, slot)) = r.prefilter
+            && !self.prefilter_hit(group as usize, slot as usize)
+        {
+            return false;
+        }
+        let mut excl: SmallVec<[&Target; 8]> = r.excludes.iter().collect();
         for rt in &self.removed_targets {
             match rt {
                 RemovedTarget::Ids(ids, t) if in_ranges(head.id, ids) => excl.push(t),
-                RemovedTarget::Tag(tag, t) if head.tags.iter().any(|x| x == tag) => excl.push(t),
+                RemovedTarget::Tag(tag, t) if head.tag_ids.contains(tag) => excl.push(t),
                 _ => {}
             }
         }
-        let mut vals = Vec::new();
+        let mut vals: variables::Values = SmallVec::new();
         // where each target's values end and whether they are cacheable (no allocation: rules
         // have few targets; values past the 16th target are simply not cached)
         let mut seg_ends = [(0usize, false); 16];
@@ -705,24 +722,8 @@ impl<'e> Transaction<'e> {
                 m
             };
             let value: &[u8] = &v.value;
-            let cur: Cow<[u8]> = if cacheable
-                && stable
-                && matches!(v.value, Cow::Borrowed(_))
-                && value.len() <= TCACHE_MAX_VALUE
-                && *tcache_bytes < TCACHE_BUDGET
-            {
-                // request/response buffers are written once per transaction, so (chain, address,
-                // length) identifies a value; the cache is cleared whenever they are replaced
-                let key = (r.tchain, value.as_ptr() as usize, value.len());
-                let t = tcache.entry(key).or_insert_with(|| {
-                    let t = apply_chain(value, &r.transforms);
-                    *tcache_bytes += t.as_ref().map_or(0, Vec::len) + 32;
-                    t
-                });
-                match t {
-                    Some(t) => Cow::Borrowed(t.as_slice()),
-                    None => Cow::Borrowed(value),
-                }
+            let cur: Cow<[u8]> = if cacheable && stable && matches!(v.value, Cow::Borrowed(_)) {
+                transformed(tcache, tcache_bytes, r.tchain, &r.transforms, value)
             } else if !r.multi_match {
                 match apply_chain(value, &r.transforms) {
                     Some(t) => Cow::Owned(t),
@@ -778,6 +779,39 @@ impl<'e> Transaction<'e> {
         }
         self.st.matched_vars = all;
         true
+    }
+
+    /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
+    /// (the set runs over them on the group's first use in the transaction).
+    fn prefilter_hit(&mut self, group: usize, slot: usize) -> bool {
+        if self.prefilter_hits[group].is_none() {
+            let pf = &self.engine.prefilters[group];
+            let mut hits = vec![0u64; pf.set.len().div_ceil(64)].into_boxed_slice();
+            let mut vals: variables::Values = SmallVec::new();
+            for t in &pf.targets {
+                variables::collect(&self.st, t, &[], &mut vals);
+            }
+            for v in &vals {
+                let cur = match &v.value {
+                    Cow::Borrowed(b) => transformed(
+                        &mut self.tcache,
+                        &mut self.tcache_bytes,
+                        pf.tchain,
+                        &pf.transforms,
+                        b,
+                    ),
+                    Cow::Owned(o) => apply_chain(o, &pf.transforms)
+                        .map_or(Cow::Borrowed(o.as_slice()), Cow::Owned),
+                };
+                for i in pf.set.matches(&cur).iter() {
+                    hits[i / 64] |= 1 << (i % 64);
+                }
+            }
+            self.prefilter_hits[group] = Some(hits);
+        }
+        self.prefilter_hits[group]
+            .as_ref()
+            .is_some_and(|h| h[slot / 64] & (1 << (slot % 64)) != 0)
     }
 
     fn on_match(&mut self, rule: &Rule, phase: u8) -> Option<Intervention> {
@@ -896,14 +930,17 @@ impl<'e> Transaction<'e> {
     fn apply_ctl(&mut self, c: &Ctl, _phase: u8) {
         match c {
             Ctl::RuleRemoveById(r) => self.removed_ids.extend_from_slice(r),
-            Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+            // a tag no rule carries removes nothing
+            Ctl::RuleRemoveByTag(t) => self.removed_tags.extend(self.engine.tag_ids.get(t)),
             Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
             Ctl::RuleRemoveTargetById(ids, t) => self
                 .removed_targets
                 .push(RemovedTarget::Ids(ids.clone(), t.clone())),
-            Ctl::RuleRemoveTargetByTag(tag, t) => self
-                .removed_targets
-                .push(RemovedTarget::Tag(tag.clone(), t.clone())),
+            Ctl::RuleRemoveTargetByTag(tag, t) => {
+                if let Some(&id) = self.engine.tag_ids.get(tag) {
+                    self.removed_targets.push(RemovedTarget::Tag(id, t.clone()));
+                }
+            }
             Ctl::RuleEngine(m) => self.mode = *m,
             Ctl::RequestBodyProcessor(p) => self.set_body_processor(p),
             Ctl::RequestBodyAccess(b) => self.req_body_access = *b,
@@ -946,6 +983,35 @@ impl Hasher for FxHasher {
     }
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// `value` through a transformation chain, from the cache when it holds the result.
+/// `value` must live in a request or response buffer (see [`variables::is_stable`]).
+fn transformed<'a>(
+    tcache: &'a mut TransformCache,
+    tcache_bytes: &mut usize,
+    tchain: u32,
+    transforms: &[(usize, crate::transforms::Transform)],
+    value: &'a [u8],
+) -> Cow<'a, [u8]> {
+    if value.len() > TCACHE_MAX_VALUE || *tcache_bytes >= TCACHE_BUDGET {
+        return match apply_chain(value, transforms) {
+            Some(t) => Cow::Owned(t),
+            None => Cow::Borrowed(value),
+        };
+    }
+    // request/response buffers are written once per transaction, so (chain, address, length)
+    // identifies a value; the cache is cleared whenever they are replaced
+    let key = (tchain, value.as_ptr() as usize, value.len());
+    let t = tcache.entry(key).or_insert_with(|| {
+        let t = apply_chain(value, transforms);
+        *tcache_bytes += t.as_ref().map_or(0, Vec::len) + 32;
+        t
+    });
+    match t {
+        Some(t) => Cow::Borrowed(t.as_slice()),
+        None => Cow::Borrowed(value),
     }
 }
 

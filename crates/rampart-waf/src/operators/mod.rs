@@ -36,6 +36,10 @@ pub(crate) trait Operator: Send + Sync + std::fmt::Debug {
     where
         Self: Sized;
     fn eval(&self, st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool;
+    /// The pattern as given to the regex engine, for `@rx` (prefilter sets).
+    fn rx_pattern(&self) -> Option<&str> {
+        None
+    }
 }
 
 type Factory = fn(&str, &CompileCtx) -> Result<Box<dyn Operator>, CompileError>;

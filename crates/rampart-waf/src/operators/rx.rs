@@ -10,6 +10,15 @@ pub(crate) struct Rx {
     re: Regex,
 }
 
+/// The builder every `@rx` pattern compiles with (ModSecurity v3's PCRE flags).
+pub(crate) fn options(b: &mut regex::bytes::RegexSetBuilder) -> &mut regex::bytes::RegexSetBuilder {
+    b.unicode(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .size_limit(256 << 20)
+        .dfa_size_limit(16 << 20)
+}
+
 /// Rewrites the PCRE dialect CRS uses into Rust `regex` syntax: `\x{HH}` → `\xHH`, a leading
 /// `]` in a class is escaped, and — unless `multiline` (where `$` already matches before every
 /// newline) — a `$` outside a class also matches before a final newline, as PCRE's `$` does.
@@ -76,10 +85,15 @@ fn rewrite(p: &str, multiline: bool) -> String {
     out
 }
 
+/// An `@rx` pattern in the regex crate's syntax (with `multi_line` on, as [`build`] sets).
+pub(crate) fn rust_pattern(pattern: &str) -> String {
+    rewrite(pattern, true)
+}
+
 /// Compiles an `@rx` pattern with ModSecurity v3's PCRE flags: `PCRE_DOTALL | PCRE_MULTILINE`
 /// (`.` matches a newline, `^`/`$` match at line boundaries), bytes, Unicode off.
 pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
-    RegexBuilder::new(&rewrite(pattern, true))
+    RegexBuilder::new(&rust_pattern(pattern))
         .unicode(false)
         .dot_matches_new_line(true)
         .multi_line(true)
@@ -92,6 +106,9 @@ pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
 impl Operator for Rx {
     fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
         Ok(Rx { re: build(arg)? })
+    }
+    fn rx_pattern(&self) -> Option<&str> {
+        Some(self.re.as_str())
     }
     fn eval(&self, _st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
         match caps {

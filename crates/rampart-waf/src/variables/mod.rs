@@ -403,19 +403,17 @@ fn flag(v: bool) -> Cow<'static, [u8]> {
     Cow::Borrowed(if v { b"1" } else { b"0" })
 }
 
+/// The values of one rule's targets (most rules see a few dozen at most: no allocation).
+pub(crate) type Values<'a> = smallvec::SmallVec<[VarValue<'a>; 16]>;
+
 /// Pushes the values of `t` (not an exclusion), minus members named by `excl`.
-pub(crate) fn collect<'a>(
-    st: &'a TxData,
-    t: &Target,
-    excl: &[&Target],
-    out: &mut Vec<VarValue<'a>>,
-) {
+pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mut Values<'a>) {
     let start = out.len();
     let name = t.name;
     let kept = |key: &[u8]| -> bool {
         t.sel.matches(key) && !excl.iter().any(|e| e.var == t.var && e.sel.matches(key))
     };
-    let kv = |out: &mut Vec<VarValue<'a>>, list: &'a [(Vec<u8>, Vec<u8>)], names: bool| {
+    let kv = |out: &mut Values<'a>, list: &'a [(Vec<u8>, Vec<u8>)], names: bool| {
         for (k, v) in list {
             if kept(k) {
                 out.push(VarValue {
@@ -426,7 +424,7 @@ pub(crate) fn collect<'a>(
             }
         }
     };
-    let scalar = |out: &mut Vec<VarValue<'a>>, v: Cow<'a, [u8]>| {
+    let scalar = |out: &mut Values<'a>, v: Cow<'a, [u8]>| {
         if excl
             .iter()
             .any(|e| e.var == t.var && matches!(e.sel, Selector::All))
@@ -505,13 +503,30 @@ pub(crate) fn collect<'a>(
         }
         Var::FilesCombinedSize => scalar(out, num(st.files.iter().map(|f| f.size).sum())),
         Var::Tx => {
-            for (k, v) in &st.tx {
-                if kept(k.as_bytes()) {
+            // `TX:name` is a map lookup (keys are stored lowercased, as selectors are)
+            if let Selector::Key(k) = &t.sel {
+                if let Some((k, v)) = std::str::from_utf8(k)
+                    .ok()
+                    .and_then(|k| st.tx.get_key_value(k))
+                    && !excl
+                        .iter()
+                        .any(|e| e.var == t.var && e.sel.matches(k.as_bytes()))
+                {
                     out.push(VarValue {
                         coll: name,
                         key: b(k.as_bytes()),
                         value: b(v),
                     });
+                }
+            } else {
+                for (k, v) in &st.tx {
+                    if kept(k.as_bytes()) {
+                        out.push(VarValue {
+                            coll: name,
+                            key: b(k.as_bytes()),
+                            value: b(v),
+                        });
+                    }
                 }
             }
         }
@@ -655,7 +670,7 @@ mod tests {
                 format!("{name}:/^a/"),
             ] {
                 let t = compile_target(&form).unwrap_or_else(|e| panic!("{form}: {e}"));
-                let mut out = Vec::new();
+                let mut out = Values::new();
                 collect(&st, &t, &[], &mut out);
                 if t.count {
                     assert_eq!(out.len(), 1, "{form}");
@@ -688,11 +703,11 @@ mod tests {
         };
         let t = compile_target("ARGS").unwrap();
         let e = compile_target("!ARGS:b").unwrap();
-        let mut out = Vec::new();
+        let mut out = Values::new();
         collect(&st, &t, &[&e], &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].full_name(), b"ARGS:a");
-        let mut out = Vec::new();
+        let mut out = Values::new();
         collect(&st, &compile_target("&ARGS").unwrap(), &[], &mut out);
         assert_eq!(&*out[0].value, b"2");
     }
