@@ -6,6 +6,7 @@
 
 mod client;
 mod conns;
+mod record;
 mod server;
 pub mod tls;
 

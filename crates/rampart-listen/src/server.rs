@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::conns::{ConnTracker, Refusal};
+use crate::record::{FirstBytes, OnRefused, Recorded};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -72,6 +73,14 @@ pub trait Gate: Send + Sync + 'static {
     /// Told when a connection is closed for abusing the protocol (`what`: e.g. too many
     /// cancelled HTTP/2 streams).
     fn abused(&self, _listener: &str, _peer: SocketAddr, _what: &str) {}
+    /// Told when the HTTP/1 parser refused a connection's first request head (e.g. for
+    /// characters a request target may not hold), before its `400` is written; `head` is what
+    /// the client sent, up to the header cap, so the request can still be inspected and logged.
+    /// Returns the complete HTTP/1.1 response to send instead of hyper's bare `400` (the
+    /// connection closes after it), or `None` to let that one go out.
+    fn unparsable(&self, _conn: &ConnInfo, _head: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Answers requests.
@@ -237,15 +246,24 @@ pub async fn serve<G: Gate, H: Handler>(
                     abused: tokio::sync::Notify::new(),
                 })
             };
+            let first = Arc::new(FirstBytes::new(limits.max_header_bytes));
+            let on_refused = |conn: &Arc<ConnInfo>| -> OnRefused {
+                let gate = Arc::clone(&gate);
+                let conn = Arc::clone(conn);
+                Box::new(move |head: &[u8]| gate.unparsable(&conn, head))
+            };
             match tls {
                 None => {
+                    let conn = info(None);
+                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)));
                     serve_connection(
-                        TokioIo::new(stream),
-                        info(None),
+                        TokioIo::new(io),
+                        conn,
                         limits,
                         handler,
                         &*gate,
                         shutdown,
+                        first,
                     )
                     .await;
                 }
@@ -271,13 +289,16 @@ pub async fn serve<G: Gate, H: Handler>(
                         // An ACME validation handshake: the certificate was the answer.
                         return;
                     }
+                    let conn = info(Some(tls_info));
+                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)));
                     serve_connection(
-                        TokioIo::new(stream),
-                        info(Some(tls_info)),
+                        TokioIo::new(io),
+                        conn,
                         limits,
                         handler,
                         &*gate,
                         shutdown,
+                        first,
                     )
                     .await;
                 }
@@ -294,6 +315,7 @@ async fn serve_connection<I, H, G>(
     handler: Arc<H>,
     gate: &G,
     shutdown: CancellationToken,
+    first: Arc<FirstBytes>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     H: Handler,
@@ -317,9 +339,11 @@ async fn serve_connection<I, H, G>(
         .max_pending_accept_reset_streams(Some(20))
         .max_local_error_reset_streams(Some(256));
     let svc_info = Arc::clone(&info);
+    let svc_first = Arc::clone(&first);
     let service = service_fn(move |req: Request<Incoming>| {
         let handler = Arc::clone(&handler);
         let conn = Arc::clone(&svc_info);
+        svc_first.stop();
         async move {
             let mut in_flight = InFlight::new(Arc::clone(&conn));
             let resp = handler.handle(req, conn).await;

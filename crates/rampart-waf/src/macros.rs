@@ -55,6 +55,15 @@ impl Macro {
     }
 
     /// Expands against the transaction.
+    /// The text, when it holds no variable reference.
+    pub(crate) fn literal(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [] => Some(b""),
+            [Part::Lit(l)] => Some(l),
+            _ => None,
+        }
+    }
+
     pub(crate) fn expand<'a>(&'a self, st: &TxData) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(b""),

@@ -763,11 +763,11 @@ impl<'e> Transaction<'e> {
         let mut all = Vec::with_capacity(hits.len());
         for (name, value, c) in hits {
             if let Some(c) = c {
-                for i in 0..10 {
-                    self.st.tx.remove(&i.to_string());
+                for name in CAPTURE_NAMES {
+                    self.st.tx.remove(name);
                 }
-                for (i, g) in c.into_iter().enumerate() {
-                    self.st.tx.insert(i.to_string(), g);
+                for (name, g) in CAPTURE_NAMES.iter().zip(c) {
+                    self.st.tx.insert((*name).to_owned(), g);
                 }
             }
             self.st.matched_var_name = name.clone();
@@ -950,6 +950,9 @@ impl<'e> Transaction<'e> {
         }
     }
 }
+
+/// `TX:0` … `TX:9`, where `capture` puts the groups of a match.
+const CAPTURE_NAMES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Values longer than this are transformed each time instead of cached.
 const TCACHE_MAX_VALUE: usize = 16 * 1024;

@@ -253,6 +253,18 @@ fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
     }
 }
 
+/// What a WAF report says of the request.
+struct WafSeen<'a> {
+    mode: Mode,
+    route: &'a str,
+    request_id: &'a str,
+    client: std::net::IpAddr,
+    method: &'a str,
+    uri: &'a str,
+    /// The status the client got when the WAF refused the request.
+    status: Option<u16>,
+}
+
 fn respond(v: Verdict) -> Option<Response<ProxyBody>> {
     match v {
         Verdict::Respond(r) => Some(r),
@@ -893,43 +905,169 @@ impl Gateway {
             answer = resp;
         }
         tx.process_logging();
-        let matched = tx.matched_rules();
-        set.audit(!matched.is_empty(), || tx.audit_record());
-        if !matched.is_empty() {
-            let rule_ids: Vec<u32> = matched.iter().map(|m| m.id).collect();
-            let blocked = intervention.is_some();
-            let reason = matched
-                .iter()
-                .find(|m| m.disruptive)
-                .or_else(|| matched.iter().find(|m| !m.msg.is_empty()))
-                .map(|m| format!("rule {}: {}", m.id, m.msg))
-                .unwrap_or_default();
-            let route_name = route.name.to_string();
-            count_decision(
-                "waf",
-                if blocked { "block" } else { "match" },
+        let matched = self.waf_report(
+            set,
+            &tx,
+            WafSeen {
                 mode,
-                &route_name,
-            );
-            self.emit(
-                Event::new("warn", if blocked { "waf.block" } else { "waf.match" })
-                    .with("request_id", ctx.request_id.as_str())
-                    .with("client_ip", ctx.chain.client.to_string())
-                    .with("route", route_name)
-                    .with("method", ctx.method.as_str())
-                    .with_uri(&ctx.log_uri)
-                    .with("mode", mode.as_str())
-                    .with("rule_ids", rule_ids)
-                    .with(
-                        "anomaly_score",
-                        tx.inbound_anomaly_score().max(tx.outbound_anomaly_score()),
-                    )
-                    .with("status", intervention.as_ref().map(|i| i.status))
-                    .with("reason", reason),
-            );
+                route: &route.name,
+                request_id: &ctx.request_id,
+                client: ctx.chain.client.0,
+                method: ctx.method.as_str(),
+                uri: &ctx.log_uri,
+                status: intervention.as_ref().map(|i| i.status),
+            },
+        );
+        if matched {
             self.offence(ctx, Offence::WafMatch);
         }
         answer
+    }
+
+    /// The audit record and the `waf.match` / `waf.block` event of a finished transaction.
+    /// Returns whether any rule matched.
+    fn waf_report(
+        &self,
+        set: &crate::waf::WafSet,
+        tx: &rampart_waf::Transaction<'_>,
+        seen: WafSeen<'_>,
+    ) -> bool {
+        let matched = tx.matched_rules();
+        set.audit(!matched.is_empty(), || tx.audit_record());
+        if matched.is_empty() {
+            return false;
+        }
+        let rule_ids: Vec<u32> = matched.iter().map(|m| m.id).collect();
+        let blocked = seen.status.is_some();
+        let reason = matched
+            .iter()
+            .find(|m| m.disruptive)
+            .or_else(|| matched.iter().find(|m| !m.msg.is_empty()))
+            .map(|m| format!("rule {}: {}", m.id, m.msg))
+            .unwrap_or_default();
+        count_decision(
+            "waf",
+            if blocked { "block" } else { "match" },
+            seen.mode,
+            seen.route,
+        );
+        self.emit(
+            Event::new("warn", if blocked { "waf.block" } else { "waf.match" })
+                .with("request_id", seen.request_id)
+                .with("client_ip", seen.client.to_string())
+                .with("route", seen.route.to_owned())
+                .with("method", seen.method)
+                .with_uri(seen.uri)
+                .with("mode", seen.mode.as_str())
+                .with("rule_ids", rule_ids)
+                .with(
+                    "anomaly_score",
+                    tx.inbound_anomaly_score().max(tx.outbound_anomaly_score()),
+                )
+                .with("status", seen.status)
+                .with("reason", reason),
+        );
+        true
+    }
+
+    /// A first request head hyper's HTTP/1 parser refused. When it still parses leniently (a
+    /// request target with characters RFC 3986 forbids unencoded, say), the gateway answers
+    /// the 400 itself (problem+json with a request id), and the WAF of the route the request
+    /// names inspects it first, so what the attack was is logged and scored, in `detect` mode
+    /// too. Otherwise hyper's own 400 goes out.
+    pub(crate) fn unparsable(&self, conn: &ConnInfo, head: &[u8]) -> Option<Vec<u8>> {
+        let mut slots = [httparse::EMPTY_HEADER; 128];
+        let mut parsed = httparse::Request::new(&mut slots);
+        if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+            return None;
+        }
+        let request_id = self.next_request_id();
+        self.waf_unparsable(conn, &parsed, &request_id);
+        let refusal = GatewayError::BadRequest("The request target is not a valid URI.");
+        Some(refusal.to_http1_bytes(&request_id))
+    }
+
+    /// The WAF's inspection of a request head only the lenient parser read.
+    fn waf_unparsable(
+        &self,
+        conn: &ConnInfo,
+        parsed: &httparse::Request<'_, '_>,
+        request_id: &str,
+    ) {
+        let rt = self.runtime.load();
+        let Some(set) = rt.waf.as_ref() else {
+            return;
+        };
+        let (Some(method), Some(target), Some(minor)) =
+            (parsed.method, parsed.path, parsed.version)
+        else {
+            return;
+        };
+        let Ok(m) = Method::from_bytes(method.as_bytes()) else {
+            return;
+        };
+        let host = parsed
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(|h| {
+                let h = h.trim();
+                // without the port (a bracketed IPv6 address keeps its colons)
+                match h.rfind(':') {
+                    Some(i) if !h[i..].contains(']') => h[..i].to_ascii_lowercase(),
+                    _ => h.to_ascii_lowercase(),
+                }
+            });
+        let raw_path = target.split(['?', '#']).next().unwrap_or("/");
+        let path = rampart_proxy::path::normalize(raw_path)
+            .map(|p| p.into_owned())
+            .unwrap_or_else(|_| raw_path.to_owned());
+        let RouteMatch::Found(route) = rt.routes.find(host.as_deref(), &path, &m) else {
+            return;
+        };
+        let Some((engine, mode, exclusions)) = set.for_route(route.index) else {
+            return;
+        };
+        let client = conn.peer.ip();
+        let mut tx = engine.transaction(rampart_waf::ConnInfo {
+            client_ip: client.to_string(),
+            client_port: conn.peer.port(),
+            server_ip: conn.local.ip().to_string(),
+            server_port: conn.local.port(),
+            request_id: request_id.to_owned(),
+        });
+        if !exclusions.is_empty() {
+            tx.exclude(exclusions);
+        }
+        let headers: Vec<(&[u8], &[u8])> = parsed
+            .headers
+            .iter()
+            .map(|h| (h.name.as_bytes(), h.value))
+            .collect();
+        let protocol = if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let mut intervention = tx.process_request_headers(method, target, protocol, &headers);
+        if intervention.is_none() {
+            intervention = tx.process_request_body();
+        }
+        tx.process_logging();
+        let matched = self.waf_report(
+            set,
+            &tx,
+            WafSeen {
+                mode,
+                route: &route.name,
+                request_id,
+                client,
+                method,
+                uri: target,
+                // the answer is 400 whatever the rules would have sent
+                status: intervention.map(|_| 400),
+            },
+        );
+        if matched {
+            self.score_client(&rt, client, Offence::WafMatch, Some(request_id));
+        }
     }
 
     fn waf_refusal(&self, ctx: &mut RequestCtx, status: u16) -> Verdict {

@@ -197,8 +197,25 @@ impl GatewayError {
         }
     }
 
-    /// The problem+json response for this error.
-    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+    /// The problem+json response for this error, as HTTP/1.1 bytes on a connection that closes
+    /// after it (for answers written below hyper, see `Gate::unparsable`).
+    pub fn to_http1_bytes(&self, request_id: &str) -> Vec<u8> {
+        let status = self.status();
+        let body = self.body(request_id);
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\n\
+             x-content-type-options: nosniff\r\nx-request-id: {request_id}\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error"),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn body(&self, request_id: &str) -> Bytes {
         let status = self.status();
         let mut body = serde_json::json!({
             "type": format!("urn:rampart:problem:{}", self.kind()),
@@ -211,7 +228,13 @@ impl GatewayError {
             // Pointers and reasons only: the validator never puts a request value in them.
             body["violations"] = serde_json::to_value(violations).unwrap_or_default();
         }
-        let bytes = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The problem+json response for this error.
+    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+        let status = self.status();
+        let bytes = self.body(request_id);
         let mut resp = Response::new(
             Full::new(bytes)
                 .map_err(|never| match never {})

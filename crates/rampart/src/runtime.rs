@@ -504,6 +504,10 @@ impl Gateway {
 }
 
 impl Gate for Gateway {
+    fn unparsable(&self, conn: &rampart_listen::ConnInfo, head: &[u8]) -> Option<Vec<u8>> {
+        Gateway::unparsable(self, conn, head)
+    }
+
     fn abused(&self, listener: &str, peer: SocketAddr, what: &str) {
         count_decision("connections", "close", Mode::Enforce, "");
         self.emit(

@@ -17,6 +17,8 @@ pub(crate) struct SetVar {
     /// `false` for collections that are not kept (persistent ones).
     pub tx: bool,
     pub key: Macro,
+    /// The key lowercased when it holds no macro (most do): no expansion per match.
+    pub literal_key: Option<String>,
     pub op: SetOp,
 }
 
@@ -60,9 +62,13 @@ impl SetVar {
                 }
             }
         };
+        let key = Macro::parse(key.trim());
         Ok(SetVar {
             tx,
-            key: Macro::parse(key.trim()),
+            literal_key: key
+                .literal()
+                .map(|k| String::from_utf8_lossy(k).to_ascii_lowercase()),
+            key,
             op,
         })
     }
@@ -72,27 +78,37 @@ impl SetVar {
         if !self.tx {
             return;
         }
-        let key = String::from_utf8_lossy(&self.key.expand(st)).to_ascii_lowercase();
+        let key = match &self.literal_key {
+            Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
+            None => std::borrow::Cow::Owned(
+                String::from_utf8_lossy(&self.key.expand(st)).to_ascii_lowercase(),
+            ),
+        };
         if pinned.iter().any(|(k, _)| *k == key) {
             return;
         }
         match &self.op {
             SetOp::Delete => {
-                st.tx.remove(&key);
+                st.tx.remove(key.as_ref());
             }
             SetOp::Set(v) => {
                 let v = v.expand(st).into_owned();
-                st.tx.insert(key, v);
+                match st.tx.get_mut(key.as_ref()) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        st.tx.insert(key.into_owned(), v);
+                    }
+                }
             }
             SetOp::Add(v) | SetOp::Sub(v) => {
                 let d = parse_int(&v.expand(st));
-                let cur = st.tx.get(&key).map(|c| parse_int(c)).unwrap_or(0);
+                let cur = st.tx.get(key.as_ref()).map(|c| parse_int(c)).unwrap_or(0);
                 let n = if matches!(self.op, SetOp::Add(_)) {
                     cur.saturating_add(d)
                 } else {
                     cur.saturating_sub(d)
                 };
-                st.tx.insert(key, n.to_string().into_bytes());
+                st.tx.insert(key.into_owned(), n.to_string().into_bytes());
             }
         }
     }

@@ -286,3 +286,68 @@ fn a_bad_exclusion_is_a_config_error_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("route[0].waf.exclusions[1]"), "{err}");
 }
+
+/// A request target with characters RFC 3986 forbids unencoded is refused by the HTTP parser;
+/// the gateway still answers it itself (problem+json, request id) and the WAF inspects it
+/// first, so the attack it carries is logged and scored.
+#[tokio::test]
+async fn requests_the_http_parser_refuses_are_inspected_and_answered_with_an_id() {
+    let up = Upstream::start("a").await;
+    let gw = Gateway::start(&config(&up, "mode = \"detect\"\naudit_log = \"waf.jsonl\"")).await;
+    let addr = gw.addr("public");
+    let answer = raw(
+        addr,
+        b"GET /search?q=<script>alert(1)</script> HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    let id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no request id in {answer}"))
+        .trim()
+        .to_owned();
+    assert!(
+        answer.contains(&format!("\"request_id\":\"{id}\"")),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("<script>"),
+        "nothing from the request is echoed"
+    );
+    // detect mode: logged as a match, never forwarded (the parser refused it)
+    let e = gw
+        .event("waf.match of the refused request", |e| {
+            e["event"] == "waf.match" && e["request_id"] == id.as_str()
+        })
+        .await;
+    assert!(
+        e["rule_ids"].as_array().is_some_and(|ids| !ids.is_empty()),
+        "{e}"
+    );
+    let audit = eventually("the audit record", || {
+        read_events(&gw.dir.path().join("waf.jsonl"))
+            .into_iter()
+            .find(|a| a["request_id"] == id.as_str())
+    })
+    .await;
+    assert!(audit.to_string().contains("script"), "{audit}");
+    assert_eq!(up.count(), 0);
+
+    // only a connection's first request is answered so: a later one gets the parser's own
+    // bare 400, as does a head that does not parse even leniently
+    let two = raw(
+        addr,
+        b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\nGET /<b> HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    .await;
+    assert!(two.starts_with("HTTP/1.1 200 "), "{two}");
+    assert!(two.contains("HTTP/1.1 400 "), "{two}");
+    assert_eq!(two.matches("x-request-id").count(), 1, "{two}");
+    let junk = raw(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
+    assert!(!junk.contains("x-request-id"), "{junk}");
+    // and ordinary requests are untouched
+    let ok = get(&gw.url("/search?q=shoes")).await;
+    assert_eq!(ok.status, 200);
+}
