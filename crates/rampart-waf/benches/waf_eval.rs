@@ -1,5 +1,5 @@
-//! WAF evaluation on the full CRS at paranoia level 1 (engine On): a sample GET and a 1 KB JSON
-//! POST, all five phases. Rules come from `shared/` (`RAMPART_SHARED_DIR` to override).
+//! WAF evaluation on the full CRS at paranoia level 1 (engine On): a sample GET, a 1 KB and a
+//! 10 KB JSON POST, all five phases. Rules come from `shared/` (`RAMPART_SHARED_DIR` to override).
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -96,6 +96,20 @@ fn bench(c: &mut Criterion) {
     ];
     c.bench_function("crs_pl1_json_post_1k", |b| {
         b.iter(|| black_box(run(&e, "POST", "/api/orders", &post, json.as_bytes())))
+    });
+    let mut big = String::from("{\"order\":{\"id\":12345,\"items\":[");
+    while big.len() < 10_200 {
+        big.push_str(
+            "{\"sku\":\"AB-1234\",\"qty\":2,\"note\":\"gift wrap please, and thanks\",\"price\":19.99},",
+        );
+    }
+    big.pop();
+    big.push_str("]},\"email\":\"jane@example.com\"}");
+    let big_len = big.len().to_string();
+    let mut post_big = post.clone();
+    post_big[4] = (b"Content-Length", big_len.as_bytes());
+    c.bench_function("crs_pl1_json_post_10k", |b| {
+        b.iter(|| black_box(run(&e, "POST", "/api/orders", &post_big, big.as_bytes())))
     });
 }
 
