@@ -430,6 +430,60 @@ fn head_size<B>(req: &Request<B>) -> usize {
 }
 
 /// The request's host without port, lower case.
+/// Whether the request has at most one `Host` field and its value names a host: a DNS name
+/// (letters, digits, `-`, `.`, `_`, `~`), an IPv4 address or a bracketed IPv6 literal,
+/// optionally with a port. RFC 9112 §3.2: any other gets 400. Percent-encoding and the other
+/// characters RFC 3986 allows in a registered name never occur in real host names and only
+/// serve host-header attacks (`localhost%1F`, `a.com@b.com`). An empty `Host` is refused
+/// too, except in HTTP/1.0.
+fn host_header_valid<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let Some(value) = hosts.next() else {
+        return true;
+    };
+    if hosts.next().is_some() {
+        return false;
+    }
+    // HTTP/1.0 needs no Host: an empty one is taken as none
+    (value.is_empty() && req.version() == Version::HTTP_10) || valid_host(value.as_bytes())
+}
+
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = match v.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = &rest[..end];
+            if literal.is_empty()
+                || !literal
+                    .iter()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+            {
+                return false;
+            }
+            (literal, &rest[end + 1..])
+        }
+        None => {
+            let split = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+            let name = &v[..split];
+            if name.is_empty()
+                || !name
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            {
+                return false;
+            }
+            (name, &v[split..])
+        }
+    };
+    !host.is_empty()
+        && match port.strip_prefix(b":") {
+            None => port.is_empty(),
+            Some(digits) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        }
+}
+
 fn request_host<B>(req: &Request<B>) -> Option<String> {
     let raw = match req
         .headers()
@@ -581,6 +635,12 @@ impl Gateway {
             return self.refuse(
                 ctx,
                 GatewayError::BadRequest("HTTP/1.1 requests need a Host header."),
+            );
+        }
+        if !host_header_valid(req) {
+            return self.refuse(
+                ctx,
+                GatewayError::BadRequest("The request needs one Host header naming a valid host."),
             );
         }
         let path = match rampart_proxy::path::normalize(req.uri().path()) {
@@ -1812,5 +1872,57 @@ mod tests {
         assert_eq!(title_case("x-forwarded-for"), "X-Forwarded-For");
         assert_eq!(title_case("-a--b-"), "-A--B-");
         assert_eq!(title_case(""), "");
+    }
+
+    #[test]
+    fn host_values() {
+        for ok in [
+            "example.com",
+            "Example.COM:8443",
+            "deadbeef.de:8080",
+            "1.2.3.4",
+            "my_host-1.internal",
+            "[::1]",
+            "[fe80::f1:01:fe01:1]:80",
+            "localhost:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "localhost%1F",
+            "%00",
+            "a.com@b.com",
+            "a.com/x",
+            "a b",
+            "a.com:80:80",
+            "a.com:123456",
+            "a.com:8x",
+            "[]",
+            "[::1",
+            "[::1]x",
+            "[g::1]",
+            "a.com\t",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+        let two = Request::builder()
+            .header("host", "a.com")
+            .header("host", "b.com")
+            .body(())
+            .unwrap();
+        assert!(!host_header_valid(&two));
+        let none = Request::builder().body(()).unwrap();
+        assert!(host_header_valid(&none), "absence is checked elsewhere");
+        let empty = |v| {
+            Request::builder()
+                .version(v)
+                .header("host", "")
+                .body(())
+                .unwrap()
+        };
+        assert!(!host_header_valid(&empty(Version::HTTP_11)));
+        assert!(host_header_valid(&empty(Version::HTTP_10)));
     }
 }

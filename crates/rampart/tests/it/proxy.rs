@@ -427,5 +427,28 @@ async fn malformed_requests_get_400_and_never_reach_the_upstream() {
     )
     .await;
     assert!(connect.starts_with("HTTP/1.1 400"), "{connect}");
+    // RFC 9112 §3.2: one Host, naming a host
+    for host in [
+        &b"Host: \r\n"[..],
+        b"Host: localhost%1F\r\n",
+        b"Host: a.example@b.example\r\n",
+        b"Host: a.example\r\nHost: b.example\r\n",
+    ] {
+        let mut request = b"GET / HTTP/1.1\r\n".to_vec();
+        request.extend_from_slice(host);
+        request.extend_from_slice(b"Connection: close\r\n\r\n");
+        let answer = raw(gw.addr("public"), &request).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("valid host"),
+            "{}: {answer}",
+            String::from_utf8_lossy(host)
+        );
+    }
     assert_eq!(up.count(), 0);
+    let ipv6 = raw(
+        gw.addr("public"),
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ipv6.starts_with("HTTP/1.1 200"), "{ipv6}");
 }
