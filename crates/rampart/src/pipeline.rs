@@ -253,6 +253,26 @@ fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
     }
 }
 
+/// A head whose request line ends in a version of the form `HTTP/d.d` other than 1.0 and 1.1:
+/// the head with `HTTP/1.1` in its place, and the version as sent.
+fn other_http_version(head: &[u8]) -> Option<(Vec<u8>, String)> {
+    let line_end = head.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = &head[..line_end];
+    let start = line.iter().rposition(|&b| b == b' ')? + 1;
+    let version = &line[start..];
+    let well_formed = version.len() == 8
+        && version.starts_with(b"HTTP/")
+        && version[5].is_ascii_digit()
+        && version[6] == b'.'
+        && version[7].is_ascii_digit();
+    if !well_formed || version == b"HTTP/1.0" || version == b"HTTP/1.1" {
+        return None;
+    }
+    let mut fixed = head.to_vec();
+    fixed[start..line_end].copy_from_slice(b"HTTP/1.1");
+    Some((fixed, String::from_utf8_lossy(version).into_owned()))
+}
+
 /// What a WAF report says of the request.
 struct WafSeen<'a> {
     mode: Mode,
@@ -1036,13 +1056,18 @@ impl Gateway {
     /// names inspects it first, so what the attack was is logged and scored, in `detect` mode
     /// too. Otherwise hyper's own 400 goes out.
     pub(crate) fn unparsable(&self, conn: &ConnInfo, head: &[u8]) -> Option<Vec<u8>> {
+        // an HTTP version other than 1.0 and 1.1 is read as 1.1, and shown to the rules as sent
+        let (head, version) = match other_http_version(head) {
+            Some((fixed, version)) => (std::borrow::Cow::Owned(fixed), Some(version)),
+            None => (std::borrow::Cow::Borrowed(head), None),
+        };
         let mut slots = [httparse::EMPTY_HEADER; 128];
         let mut parsed = httparse::Request::new(&mut slots);
-        if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+        if !matches!(parsed.parse(&head), Ok(httparse::Status::Complete(_))) {
             return None;
         }
         let request_id = self.next_request_id();
-        self.waf_unparsable(conn, &parsed, &request_id);
+        self.waf_unparsable(conn, &parsed, version.as_deref(), &request_id);
         let refusal = GatewayError::BadRequest("The request target is not a valid URI.");
         Some(refusal.to_http1_bytes(&request_id))
     }
@@ -1052,6 +1077,7 @@ impl Gateway {
         &self,
         conn: &ConnInfo,
         parsed: &httparse::Request<'_, '_>,
+        version: Option<&str>,
         request_id: &str,
     ) {
         let rt = self.runtime.load();
@@ -1105,7 +1131,7 @@ impl Gateway {
             .iter()
             .map(|h| (h.name.as_bytes(), h.value))
             .collect();
-        let protocol = if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let protocol = version.unwrap_or(if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
         let mut intervention = tx.process_request_headers(method, target, protocol, &headers);
         if intervention.is_none() {
             intervention = tx.process_request_body();
@@ -1872,6 +1898,19 @@ mod tests {
         assert_eq!(title_case("x-forwarded-for"), "X-Forwarded-For");
         assert_eq!(title_case("-a--b-"), "-A--B-");
         assert_eq!(title_case(""), "");
+    }
+
+    #[test]
+    fn other_http_versions_are_read_as_1_1() {
+        let (fixed, v) = other_http_version(b"GET /x HTTP/4.0\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(fixed, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(v, "HTTP/4.0");
+        assert!(other_http_version(b"GET /x HTTP/1.1\r\n\r\n").is_none());
+        assert!(other_http_version(b"GET /x HTTP/1.0\r\n\r\n").is_none());
+        assert!(other_http_version(b"GET /x\r\n\r\n").is_none());
+        assert!(other_http_version(b"GET /x HTTP/10.0\r\n\r\n").is_none());
+        assert!(other_http_version(b"").is_none());
+        assert!(other_http_version(b" \r\n").is_none());
     }
 
     #[test]
