@@ -1066,32 +1066,46 @@ impl Gateway {
         if !matches!(parsed.parse(&head), Ok(httparse::Status::Complete(_))) {
             return None;
         }
+        let started = Instant::now();
         let request_id = self.next_request_id();
-        self.waf_unparsable(conn, &parsed, version.as_deref(), &request_id);
+        let route = self.waf_unparsable(conn, &parsed, version.as_deref(), &request_id);
         let refusal = GatewayError::BadRequest("The request target is not a valid URI.");
-        Some(refusal.to_http1_bytes(&request_id))
+        let answer = refusal.to_http1_bytes(&request_id);
+        let rt = self.runtime.load();
+        self.served(
+            &rt,
+            Served {
+                elapsed: started.elapsed(),
+                request_id: &request_id,
+                client: conn.peer.ip(),
+                route: route.as_deref(),
+                method: parsed.method.unwrap_or(""),
+                uri: parsed.path.unwrap_or(""),
+                status: StatusCode::BAD_REQUEST,
+                reason: Some("request head refused by the HTTP parser".to_owned()),
+                bytes_out: answer.len() as u64,
+                completed: true,
+            },
+        );
+        Some(answer)
     }
 
-    /// The WAF's inspection of a request head only the lenient parser read.
+    /// The WAF's inspection of a request head only the lenient parser read. Returns the route
+    /// the request names, if any.
     fn waf_unparsable(
         &self,
         conn: &ConnInfo,
         parsed: &httparse::Request<'_, '_>,
         version: Option<&str>,
         request_id: &str,
-    ) {
+    ) -> Option<Arc<RouteEntry>> {
         let rt = self.runtime.load();
-        let Some(set) = rt.waf.as_ref() else {
-            return;
-        };
         let (Some(method), Some(target), Some(minor)) =
             (parsed.method, parsed.path, parsed.version)
         else {
-            return;
+            return None;
         };
-        let Ok(m) = Method::from_bytes(method.as_bytes()) else {
-            return;
-        };
+        let m = Method::from_bytes(method.as_bytes()).ok()?;
         let host = parsed
             .headers
             .iter()
@@ -1110,10 +1124,15 @@ impl Gateway {
             .map(|p| p.into_owned())
             .unwrap_or_else(|_| raw_path.to_owned());
         let RouteMatch::Found(route) = rt.routes.find(host.as_deref(), &path, &m) else {
-            return;
+            return None;
         };
-        let Some((engine, mode, exclusions)) = set.for_route(route.index) else {
-            return;
+        let route = Arc::clone(route);
+        let Some((set, (engine, mode, exclusions))) = rt
+            .waf
+            .as_ref()
+            .and_then(|set| Some((set, set.for_route(route.index)?)))
+        else {
+            return Some(route);
         };
         let client = conn.peer.ip();
         let mut tx = engine.transaction(rampart_waf::ConnInfo {
@@ -1154,6 +1173,7 @@ impl Gateway {
         if matched {
             self.score_client(&rt, client, Offence::WafMatch, Some(request_id));
         }
+        Some(route)
     }
 
     fn waf_refusal(&self, ctx: &mut RequestCtx, status: u16) -> Verdict {
@@ -1805,35 +1825,67 @@ impl AccessLog {
             return;
         }
         self.done = true;
-        let elapsed = self.started.elapsed();
-        let metrics = self
-            .rt
-            .route_metrics(self.route.as_deref().map(|r| r.index));
-        metrics.requests(self.status).increment(1);
-        metrics.duration.record(elapsed.as_secs_f64());
-        if !self.rt.config.events.access_log {
+        self.gateway.served(
+            &self.rt,
+            Served {
+                elapsed: self.started.elapsed(),
+                request_id: &self.request_id,
+                client: self.client.0,
+                route: self.route.as_deref(),
+                method: self.method.as_str(),
+                uri: &self.uri,
+                status: self.status,
+                reason: self.reason.take(),
+                bytes_out: self.bytes_out,
+                completed,
+            },
+        );
+    }
+}
+
+/// One answered request, as the access log and the request metrics record it.
+struct Served<'a> {
+    elapsed: std::time::Duration,
+    request_id: &'a str,
+    client: std::net::IpAddr,
+    route: Option<&'a RouteEntry>,
+    method: &'a str,
+    uri: &'a str,
+    status: StatusCode,
+    reason: Option<String>,
+    bytes_out: u64,
+    completed: bool,
+}
+
+impl Gateway {
+    /// The request metrics and, when `events.access_log` is on, the `http.request` event.
+    fn served(&self, rt: &Runtime, s: Served<'_>) {
+        let metrics = rt.route_metrics(s.route.map(|r| r.index));
+        metrics.requests(s.status).increment(1);
+        metrics.duration.record(s.elapsed.as_secs_f64());
+        if !rt.config.events.access_log {
             return;
         }
-        let level = if self.status.is_server_error() {
+        let level = if s.status.is_server_error() {
             "error"
         } else {
             "info"
         };
-        self.gateway.emit(
+        self.emit(
             Event::new(level, "http.request")
-                .with("request_id", self.request_id.as_str())
-                .with("client_ip", self.client.to_string())
-                .with("route", self.route.as_ref().map(|r| r.name.to_string()))
-                .with("method", self.method.as_str())
-                .with_uri(&self.uri)
-                .with("status", self.status.as_u16())
-                .with("reason", self.reason.take())
+                .with("request_id", s.request_id)
+                .with("client_ip", s.client.to_string())
+                .with("route", s.route.map(|r| r.name.to_string()))
+                .with("method", s.method)
+                .with_uri(s.uri)
+                .with("status", s.status.as_u16())
+                .with("reason", s.reason)
                 .with(
                     "duration_ms",
-                    (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+                    (s.elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
                 )
-                .with("bytes_out", self.bytes_out)
-                .with("completed", completed),
+                .with("bytes_out", s.bytes_out)
+                .with("completed", s.completed),
         );
     }
 }

@@ -334,6 +334,14 @@ async fn requests_the_http_parser_refuses_are_inspected_and_answered_with_an_id(
     .await;
     assert!(audit.to_string().contains("script"), "{audit}");
     assert_eq!(up.count(), 0);
+    // and it has its access log line, like any request
+    let access = gw
+        .event("http.request of the refused request", |e| {
+            e["event"] == "http.request" && e["request_id"] == id.as_str()
+        })
+        .await;
+    assert_eq!(access["status"], 400);
+    assert_eq!(access["route"], "api");
 
     // an unknown HTTP version is read as 1.1 (and shown to the rules as sent) once the head
     // is in; hyper decides on the first bytes, so the request line must be longer than those
