@@ -273,6 +273,27 @@ fn other_http_version(head: &[u8]) -> Option<(Vec<u8>, String)> {
     Some((fixed, String::from_utf8_lossy(version).into_owned()))
 }
 
+/// A WAF transaction for a request from `client` on `conn`, with the route's exclusions.
+fn waf_transaction<'e>(
+    engine: &'e rampart_waf::WafEngine,
+    exclusions: &rampart_waf::Exclusions,
+    client: std::net::IpAddr,
+    conn: &ConnInfo,
+    request_id: &str,
+) -> rampart_waf::Transaction<'e> {
+    let mut tx = engine.transaction(rampart_waf::ConnInfo {
+        client_ip: client.to_string(),
+        client_port: conn.peer.port(),
+        server_ip: conn.local.ip().to_string(),
+        server_port: conn.local.port(),
+        request_id: request_id.to_owned(),
+    });
+    if !exclusions.is_empty() {
+        tx.exclude(exclusions);
+    }
+    tx
+}
+
 /// What a WAF report says of the request.
 struct WafSeen<'a> {
     mode: Mode,
@@ -892,16 +913,13 @@ impl Gateway {
         let Some(req) = ctx.req.as_mut() else {
             return None;
         };
-        let mut tx = engine.transaction(rampart_waf::ConnInfo {
-            client_ip: ctx.chain.client.to_string(),
-            client_port: ctx.conn.peer.port(),
-            server_ip: ctx.conn.local.ip().to_string(),
-            server_port: ctx.conn.local.port(),
-            request_id: ctx.request_id.clone(),
-        });
-        if !exclusions.is_empty() {
-            tx.exclude(exclusions);
-        }
+        let mut tx = waf_transaction(
+            engine,
+            exclusions,
+            ctx.chain.client.0,
+            &ctx.conn,
+            &ctx.request_id,
+        );
         let protocol = match req.version() {
             Version::HTTP_2 => "HTTP/2.0",
             Version::HTTP_10 => "HTTP/1.0",
@@ -1135,16 +1153,7 @@ impl Gateway {
             return Some(route);
         };
         let client = conn.peer.ip();
-        let mut tx = engine.transaction(rampart_waf::ConnInfo {
-            client_ip: client.to_string(),
-            client_port: conn.peer.port(),
-            server_ip: conn.local.ip().to_string(),
-            server_port: conn.local.port(),
-            request_id: request_id.to_owned(),
-        });
-        if !exclusions.is_empty() {
-            tx.exclude(exclusions);
-        }
+        let mut tx = waf_transaction(engine, exclusions, client, conn, request_id);
         let headers: Vec<(&[u8], &[u8])> = parsed
             .headers
             .iter()
