@@ -255,7 +255,8 @@ pub async fn serve<G: Gate, H: Handler>(
             match tls {
                 None => {
                     let conn = info(None);
-                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)));
+                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)))
+                        .head_wait(limits.header_read_timeout);
                     serve_connection(
                         TokioIo::new(io),
                         conn,
@@ -290,7 +291,8 @@ pub async fn serve<G: Gate, H: Handler>(
                         return;
                     }
                     let conn = info(Some(tls_info));
-                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)));
+                    let io = Recorded::new(stream, Arc::clone(&first), Some(on_refused(&conn)))
+                        .head_wait(limits.header_read_timeout);
                     serve_connection(
                         TokioIo::new(io),
                         conn,

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod cors;
 pub mod forward;
+pub mod head;
 pub mod path;
 pub mod route;
 pub mod secheaders;

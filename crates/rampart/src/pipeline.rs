@@ -23,6 +23,7 @@ use rampart_config::Mode;
 use rampart_limit::{KeyKind, LimitKey, Offence, Policy, RateLimitHeaders, RateVerdict};
 use rampart_listen::{ClientAddr, ConnInfo, ForwardedChain, Handler};
 use rampart_proxy::body::BoxError;
+use rampart_proxy::head::{LenientHead, host_header_valid, request_host};
 use rampart_proxy::secheaders::SecurityHeaderSet;
 use rampart_proxy::{
     BodyPace, CorsDecision, ForwardContext, LimitedBody, PacedBody, ProxyBody, RouteEntry,
@@ -253,26 +254,6 @@ fn strip_cookie(headers: &mut http::HeaderMap, name: &str) {
     }
 }
 
-/// A head whose request line ends in a version of the form `HTTP/d.d` other than 1.0 and 1.1:
-/// the head with `HTTP/1.1` in its place, and the version as sent.
-fn other_http_version(head: &[u8]) -> Option<(Vec<u8>, String)> {
-    let line_end = head.iter().position(|&b| b == b'\r' || b == b'\n')?;
-    let line = &head[..line_end];
-    let start = line.iter().rposition(|&b| b == b' ')? + 1;
-    let version = &line[start..];
-    let well_formed = version.len() == 8
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version[6] == b'.'
-        && version[7].is_ascii_digit();
-    if !well_formed || version == b"HTTP/1.0" || version == b"HTTP/1.1" {
-        return None;
-    }
-    let mut fixed = head.to_vec();
-    fixed[start..line_end].copy_from_slice(b"HTTP/1.1");
-    Some((fixed, String::from_utf8_lossy(version).into_owned()))
-}
-
 /// A WAF transaction for a request from `client` on `conn`, with the route's exclusions.
 fn waf_transaction<'e>(
     engine: &'e rampart_waf::WafEngine,
@@ -468,80 +449,6 @@ fn head_size<B>(req: &Request<B>) -> usize {
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
-}
-
-/// The request's host without port, lower case.
-/// Whether the request has at most one `Host` field and its value names a host: a DNS name
-/// (letters, digits, `-`, `.`, `_`, `~`), an IPv4 address or a bracketed IPv6 literal,
-/// optionally with a port. RFC 9112 §3.2: any other gets 400. Percent-encoding and the other
-/// characters RFC 3986 allows in a registered name never occur in real host names and only
-/// serve host-header attacks (`localhost%1F`, `a.com@b.com`). An empty `Host` is refused
-/// too, except in HTTP/1.0.
-fn host_header_valid<B>(req: &Request<B>) -> bool {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let Some(value) = hosts.next() else {
-        return true;
-    };
-    if hosts.next().is_some() {
-        return false;
-    }
-    // HTTP/1.0 needs no Host: an empty one is taken as none
-    (value.is_empty() && req.version() == Version::HTTP_10) || valid_host(value.as_bytes())
-}
-
-fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = match v.strip_prefix(b"[") {
-        Some(rest) => {
-            let Some(end) = rest.iter().position(|&b| b == b']') else {
-                return false;
-            };
-            let literal = &rest[..end];
-            if literal.is_empty()
-                || !literal
-                    .iter()
-                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-            {
-                return false;
-            }
-            (literal, &rest[end + 1..])
-        }
-        None => {
-            let split = v.iter().position(|&b| b == b':').unwrap_or(v.len());
-            let name = &v[..split];
-            if name.is_empty()
-                || !name
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-            {
-                return false;
-            }
-            (name, &v[split..])
-        }
-    };
-    !host.is_empty()
-        && match port.strip_prefix(b":") {
-            None => port.is_empty(),
-            Some(digits) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-        }
-}
-
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = match req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-    {
-        Some(h) => h.to_owned(),
-        None => req.uri().authority()?.as_str().to_owned(),
-    };
-    let host = if let Some(rest) = raw.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("").to_owned()
-    } else {
-        raw.rsplit_once(':')
-            .map_or(raw.as_str(), |(h, _)| h)
-            .to_owned()
-    };
-    Some(host.to_ascii_lowercase())
 }
 
 impl Gateway {
@@ -1074,19 +981,10 @@ impl Gateway {
     /// names inspects it first, so what the attack was is logged and scored, in `detect` mode
     /// too. Otherwise hyper's own 400 goes out.
     pub(crate) fn unparsable(&self, conn: &ConnInfo, head: &[u8]) -> Option<Vec<u8>> {
-        // an HTTP version other than 1.0 and 1.1 is read as 1.1, and shown to the rules as sent
-        let (head, version) = match other_http_version(head) {
-            Some((fixed, version)) => (std::borrow::Cow::Owned(fixed), Some(version)),
-            None => (std::borrow::Cow::Borrowed(head), None),
-        };
-        let mut slots = [httparse::EMPTY_HEADER; 128];
-        let mut parsed = httparse::Request::new(&mut slots);
-        if !matches!(parsed.parse(&head), Ok(httparse::Status::Complete(_))) {
-            return None;
-        }
+        let head = LenientHead::parse(head)?;
         let started = Instant::now();
         let request_id = self.next_request_id();
-        let route = self.waf_unparsable(conn, &parsed, version.as_deref(), &request_id);
+        let route = self.waf_unparsable(conn, &head, &request_id);
         let refusal = GatewayError::BadRequest("The request target is not a valid URI.");
         let answer = refusal.to_http1_bytes(&request_id);
         let rt = self.runtime.load();
@@ -1097,8 +995,8 @@ impl Gateway {
                 request_id: &request_id,
                 client: conn.peer.ip(),
                 route: route.as_deref(),
-                method: parsed.method.unwrap_or(""),
-                uri: parsed.path.unwrap_or(""),
+                method: &head.method,
+                uri: &head.target,
                 status: StatusCode::BAD_REQUEST,
                 reason: Some("request head refused by the HTTP parser".to_owned()),
                 bytes_out: answer.len() as u64,
@@ -1113,31 +1011,13 @@ impl Gateway {
     fn waf_unparsable(
         &self,
         conn: &ConnInfo,
-        parsed: &httparse::Request<'_, '_>,
-        version: Option<&str>,
+        head: &LenientHead,
         request_id: &str,
     ) -> Option<Arc<RouteEntry>> {
         let rt = self.runtime.load();
-        let (Some(method), Some(target), Some(minor)) =
-            (parsed.method, parsed.path, parsed.version)
-        else {
-            return None;
-        };
-        let m = Method::from_bytes(method.as_bytes()).ok()?;
-        let host = parsed
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("host"))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-            .map(|h| {
-                let h = h.trim();
-                // without the port (a bracketed IPv6 address keeps its colons)
-                match h.rfind(':') {
-                    Some(i) if !h[i..].contains(']') => h[..i].to_ascii_lowercase(),
-                    _ => h.to_ascii_lowercase(),
-                }
-            });
-        let raw_path = target.split(['?', '#']).next().unwrap_or("/");
+        let m = Method::from_bytes(head.method.as_bytes()).ok()?;
+        let host = head.host();
+        let raw_path = head.path();
         let path = rampart_proxy::path::normalize(raw_path)
             .map(|p| p.into_owned())
             .unwrap_or_else(|_| raw_path.to_owned());
@@ -1154,13 +1034,13 @@ impl Gateway {
         };
         let client = conn.peer.ip();
         let mut tx = waf_transaction(engine, exclusions, client, conn, request_id);
-        let headers: Vec<(&[u8], &[u8])> = parsed
+        let headers: Vec<(&[u8], &[u8])> = head
             .headers
             .iter()
-            .map(|h| (h.name.as_bytes(), h.value))
+            .map(|(name, value)| (name.as_bytes(), value.as_slice()))
             .collect();
-        let protocol = version.unwrap_or(if minor == 0 { "HTTP/1.0" } else { "HTTP/1.1" });
-        let mut intervention = tx.process_request_headers(method, target, protocol, &headers);
+        let mut intervention =
+            tx.process_request_headers(&head.method, &head.target, &head.protocol, &headers);
         if intervention.is_none() {
             intervention = tx.process_request_body();
         }
@@ -1173,8 +1053,8 @@ impl Gateway {
                 route: &route.name,
                 request_id,
                 client,
-                method,
-                uri: target,
+                method: &head.method,
+                uri: &head.target,
                 // the answer is 400 whatever the rules would have sent
                 status: intervention.map(|_| 400),
             },
@@ -1959,70 +1839,5 @@ mod tests {
         assert_eq!(title_case("x-forwarded-for"), "X-Forwarded-For");
         assert_eq!(title_case("-a--b-"), "-A--B-");
         assert_eq!(title_case(""), "");
-    }
-
-    #[test]
-    fn other_http_versions_are_read_as_1_1() {
-        let (fixed, v) = other_http_version(b"GET /x HTTP/4.0\r\nHost: a\r\n\r\n").unwrap();
-        assert_eq!(fixed, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(v, "HTTP/4.0");
-        assert!(other_http_version(b"GET /x HTTP/1.1\r\n\r\n").is_none());
-        assert!(other_http_version(b"GET /x HTTP/1.0\r\n\r\n").is_none());
-        assert!(other_http_version(b"GET /x\r\n\r\n").is_none());
-        assert!(other_http_version(b"GET /x HTTP/10.0\r\n\r\n").is_none());
-        assert!(other_http_version(b"").is_none());
-        assert!(other_http_version(b" \r\n").is_none());
-    }
-
-    #[test]
-    fn host_values() {
-        for ok in [
-            "example.com",
-            "Example.COM:8443",
-            "deadbeef.de:8080",
-            "1.2.3.4",
-            "my_host-1.internal",
-            "[::1]",
-            "[fe80::f1:01:fe01:1]:80",
-            "localhost:",
-        ] {
-            assert!(valid_host(ok.as_bytes()), "{ok}");
-        }
-        for bad in [
-            "",
-            ":80",
-            "localhost%1F",
-            "%00",
-            "a.com@b.com",
-            "a.com/x",
-            "a b",
-            "a.com:80:80",
-            "a.com:123456",
-            "a.com:8x",
-            "[]",
-            "[::1",
-            "[::1]x",
-            "[g::1]",
-            "a.com\t",
-        ] {
-            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
-        }
-        let two = Request::builder()
-            .header("host", "a.com")
-            .header("host", "b.com")
-            .body(())
-            .unwrap();
-        assert!(!host_header_valid(&two));
-        let none = Request::builder().body(()).unwrap();
-        assert!(host_header_valid(&none), "absence is checked elsewhere");
-        let empty = |v| {
-            Request::builder()
-                .version(v)
-                .header("host", "")
-                .body(())
-                .unwrap()
-        };
-        assert!(!host_header_valid(&empty(Version::HTTP_11)));
-        assert!(host_header_valid(&empty(Version::HTTP_10)));
     }
 }

@@ -343,17 +343,18 @@ async fn requests_the_http_parser_refuses_are_inspected_and_answered_with_an_id(
     assert_eq!(access["status"], 400);
     assert_eq!(access["route"], "api");
 
-    // an unknown HTTP version is read as 1.1 (and shown to the rules as sent) once the head
-    // is in; hyper decides on the first bytes, so the request line must be longer than those
-    let v4 = raw(
-        addr,
-        b"GET /a/path/long/enough/to/be/read/whole HTTP/4.0\r\nHost: example.com\r\n\r\n",
-    )
-    .await;
-    assert!(
-        v4.starts_with("HTTP/1.1 400 ") && v4.contains("x-request-id"),
-        "{v4}"
-    );
+    // an unknown HTTP version is read as 1.1 (and shown to the rules as sent), also when the
+    // parser refuses it before the rest of the head has been read
+    for head in [
+        &b"GET /a/path/long/enough/to/be/read/whole HTTP/4.0\r\nHost: example.com\r\n\r\n"[..],
+        b"GET / HTTP/4.0\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n",
+    ] {
+        let v4 = raw(addr, head).await;
+        assert!(
+            v4.starts_with("HTTP/1.1 400 ") && v4.contains("x-request-id"),
+            "{v4}"
+        );
+    }
 
     // only a connection's first request is answered so: a later one gets the parser's own
     // bare 400, as does a head that does not parse even leniently
