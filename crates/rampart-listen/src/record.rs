@@ -92,9 +92,14 @@ struct Completing {
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
-/// Whether `head` holds the empty line that ends a request head.
+/// Whether `head` holds the empty line that ends a request head, or is an HTTP/0.9 simple
+/// request (a complete request line without a version: it has no header fields).
 fn head_complete(head: &[u8]) -> bool {
-    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+    let simple = head.iter().position(|&b| b == b'\n').is_some_and(|end| {
+        let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+        line.trim_ascii_end().iter().filter(|&&b| b == b' ').count() == 1
+    });
+    simple || head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
 }
 
 impl<S> Recorded<S> {
@@ -383,6 +388,16 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&*seen.lock().unwrap(), b"GET / HTTP/4.0\r\nHost");
+    }
+
+    #[test]
+    fn heads_end_at_the_empty_line_or_after_a_simple_request() {
+        assert!(head_complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(head_complete(b"GET / HTTP/1.1\nHost: a\n\n"));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+        assert!(head_complete(b"GET /\r\n"), "HTTP/0.9 has no header fields");
+        assert!(head_complete(b"GET / \r\n"));
+        assert!(!head_complete(b"GET /"));
     }
 
     #[tokio::test]

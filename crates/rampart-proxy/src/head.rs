@@ -104,12 +104,40 @@ pub fn other_http_version(head: &[u8]) -> Option<(Vec<u8>, String)> {
     Some((fixed, String::from_utf8_lossy(version).into_owned()))
 }
 
+/// An HTTP/0.9 simple request (`GET /path` and the end of the line): its method and target.
+/// Only a complete line counts.
+pub fn simple_request(head: &[u8]) -> Option<(String, String)> {
+    let line_end = head.iter().position(|&b| b == b'\n')?;
+    let line = head[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&head[..line_end]);
+    // a space before the end of the line is tolerated (`GET / \r\n`)
+    let line = line.trim_ascii_end();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target) = (parts.next()?, parts.next()?);
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let visible = |b: &u8| b.is_ascii_graphic() || *b >= 0x80;
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.iter().all(token)
+        || target.is_empty()
+        || !target.iter().all(visible)
+    {
+        return None;
+    }
+    Some((
+        String::from_utf8_lossy(method).into_owned(),
+        String::from_utf8_lossy(target).into_owned(),
+    ))
+}
+
 /// Most header fields a lenient head may have.
 const MAX_HEADERS: usize = 128;
 
 /// A request head read leniently: the request target may hold characters RFC 3986 forbids
 /// unencoded, and an HTTP version other than 1.0 and 1.1 is read as 1.1 (and kept as sent in
-/// `protocol`). Header values are kept as bytes.
+/// `protocol`). A request line without a version is an HTTP/0.9 simple request: it has no
+/// header fields. Header values are kept as bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LenientHead {
     pub method: String,
@@ -118,12 +146,24 @@ pub struct LenientHead {
     /// `HTTP/1.0`, `HTTP/1.1`, or the other version as sent.
     pub protocol: String,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// An HTTP/0.9 simple request (a request line without a version), to be answered in
+    /// kind: the body alone. A line that names `HTTP/0.9` is not one.
+    pub simple: bool,
 }
 
 impl LenientHead {
     /// Reads a complete head (request line and header fields up to the empty line); `None`
     /// when even the lenient parser cannot.
     pub fn parse(head: &[u8]) -> Option<Self> {
+        if let Some((method, target)) = simple_request(head) {
+            return Some(Self {
+                method,
+                target,
+                protocol: "HTTP/0.9".to_owned(),
+                headers: Vec::new(),
+                simple: true,
+            });
+        }
         let (head, version) = match other_http_version(head) {
             Some((fixed, version)) => (Cow::Owned(fixed), Some(version)),
             None => (Cow::Borrowed(head), None),
@@ -145,6 +185,7 @@ impl LenientHead {
                 .iter()
                 .map(|h| (h.name.to_owned(), h.value.to_vec()))
                 .collect(),
+            simple: false,
         })
     }
 
@@ -263,6 +304,33 @@ mod tests {
         assert_eq!(old.host(), None);
         let future = LenientHead::parse(b"GET / HTTP/4.0\r\nHost: a\r\n\r\n").unwrap();
         assert_eq!(future.protocol, "HTTP/4.0");
+
+        // HTTP/0.9: a request line without a version, and no header fields
+        let simple = LenientHead::parse(b"GET /a?b=<c>\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(simple.protocol, "HTTP/0.9");
+        assert_eq!(simple.target, "/a?b=<c>");
+        assert!(simple.headers.is_empty() && simple.simple);
+        assert!(LenientHead::parse(b"GET / \r\nHost: localhost\r\n\r\n").is_some_and(|h| h.simple));
+        let named = LenientHead::parse(b"GET / HTTP/0.9\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(named.protocol, "HTTP/0.9");
+        assert!(
+            !named.simple,
+            "a line naming HTTP/0.9 is answered in HTTP/1.1"
+        );
+        assert_eq!(
+            simple_request(b"GET /\n").map(|(m, _)| m).as_deref(),
+            Some("GET")
+        );
+        assert!(simple_request(b"GET /").is_none(), "an incomplete line");
+        assert_eq!(
+            simple_request(b"GET / \r\nHost: a\r\n\r\n")
+                .map(|(_, t)| t)
+                .as_deref(),
+            Some("/")
+        );
+        assert!(simple_request(b"GET / HTTP/1.1\r\n").is_none());
+        assert!(simple_request(b"G(T /\r\n").is_none());
+        assert!(simple_request(b"GET \r\n").is_none());
 
         // incomplete or not HTTP at all
         assert!(LenientHead::parse(b"GET / HTTP/1.1\r\nHost: a\r\n").is_none());

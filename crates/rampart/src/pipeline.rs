@@ -985,8 +985,15 @@ impl Gateway {
         let started = Instant::now();
         let request_id = self.next_request_id();
         let route = self.waf_unparsable(conn, &head, &request_id);
-        let refusal = GatewayError::BadRequest("The request target is not a valid URI.");
-        let answer = refusal.to_http1_bytes(&request_id);
+        let refusal = GatewayError::BadRequest(match head.protocol.as_str() {
+            "HTTP/1.0" | "HTTP/1.1" => "The request head is not valid HTTP/1.1.",
+            _ => "The HTTP version is not supported.",
+        });
+        let answer = if head.simple {
+            refusal.to_http09_bytes(&request_id)
+        } else {
+            refusal.to_http1_bytes(&request_id)
+        };
         let rt = self.runtime.load();
         self.served(
             &rt,

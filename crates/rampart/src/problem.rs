@@ -215,6 +215,12 @@ impl GatewayError {
         out
     }
 
+    /// The answer to an HTTP/0.9 simple request: the body alone (HTTP/0.9 has no status line
+    /// and no header fields), after which the connection closes.
+    pub fn to_http09_bytes(&self, request_id: &str) -> Vec<u8> {
+        self.body(request_id).to_vec()
+    }
+
     fn body(&self, request_id: &str) -> Bytes {
         let status = self.status();
         let mut body = serde_json::json!({

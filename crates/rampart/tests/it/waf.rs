@@ -356,6 +356,18 @@ async fn requests_the_http_parser_refuses_are_inspected_and_answered_with_an_id(
         );
     }
 
+    // an HTTP/0.9 simple request is inspected too, and gets an HTTP/0.9 answer: the body
+    // alone, then the connection closes
+    let simple = raw(addr, b"GET /q=<script>\r\n").await;
+    assert!(!simple.starts_with("HTTP/"), "{simple}");
+    let problem: serde_json::Value = serde_json::from_str(&simple).expect("a problem body");
+    assert_eq!(problem["status"], 400);
+    let simple_id = problem["request_id"].as_str().unwrap().to_owned();
+    gw.event("waf.match of the HTTP/0.9 request", |e| {
+        e["event"] == "waf.match" && e["request_id"] == simple_id.as_str()
+    })
+    .await;
+
     // only a connection's first request is answered so: a later one gets the parser's own
     // bare 400, as does a head that does not parse even leniently
     let two = raw(
