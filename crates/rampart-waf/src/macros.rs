@@ -64,10 +64,18 @@ impl Macro {
         }
     }
 
-    pub(crate) fn expand<'a>(&'a self, st: &TxData) -> Cow<'a, [u8]> {
+    pub(crate) fn expand<'a>(&'a self, st: &'a TxData) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(b""),
             [Part::Lit(l)] => Cow::Borrowed(l),
+            // a lone reference (`%{tx.restricted_headers}`): the value itself, not a copy
+            [Part::Var(t)] => {
+                let mut vals = variables::Values::new();
+                variables::collect(st, t, &[], &mut vals);
+                vals.into_iter()
+                    .next()
+                    .map_or(Cow::Borrowed(b""), |v| v.value)
+            }
             parts => {
                 let mut out = Vec::new();
                 for p in parts {

@@ -193,7 +193,101 @@ pub(crate) enum Selector {
     All,
     /// Exact key, lowercased (keys compare case-insensitively).
     Key(Vec<u8>),
-    Regex(Regex),
+    Regex(KeyRegex),
+}
+
+/// A selector regex (`ARGS:/^id_/`). Most selectors in rule sets are a plain word, perhaps
+/// anchored (`/^MSC_/`, `/__utm/`, `/MULTIPART_HEADERS_CONTENT_TYPES_*/`): those are answered by
+/// comparing bytes, with exactly the regex's result, since selectors run on every key of a
+/// collection for every rule that names them.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRegex {
+    re: Regex,
+    word: Option<Word>,
+}
+
+/// A regex that is a word of letters, digits, `_` and `-`, case-insensitive.
+#[derive(Debug, Clone, PartialEq)]
+struct Word {
+    /// Lowercased.
+    text: Vec<u8>,
+    /// Starts with `^`: at the start of the key or (multi-line, as compiled) after a `\n`.
+    anchored: bool,
+}
+
+impl Word {
+    /// The word a pattern (as written in the rule) stands for, if it is one: a run of word
+    /// characters, optionally after `^`, whose last character may carry `*`, `?` (then it is
+    /// optional and dropped) or `+` (one occurrence suffices for a match).
+    fn parse(pattern: &str) -> Option<Word> {
+        let (anchored, rest) = match pattern.strip_prefix('^') {
+            Some(r) => (true, r),
+            None => (false, pattern),
+        };
+        let word_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        let bytes = rest.as_bytes();
+        let end = bytes
+            .iter()
+            .position(|&c| !word_char(c))
+            .unwrap_or(bytes.len());
+        let mut text = bytes[..end].to_ascii_lowercase();
+        match &bytes[end..] {
+            [] | [b'+'] => {}
+            [b'*' | b'?'] => {
+                text.pop();
+            }
+            _ => return None,
+        }
+        if text.is_empty() {
+            return None;
+        }
+        Some(Word { text, anchored })
+    }
+
+    fn is_match(&self, key: &[u8]) -> bool {
+        let w = self.text.as_slice();
+        let at = |i: usize| {
+            key.get(i..i + w.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(w))
+        };
+        if self.anchored {
+            at(0)
+                || key
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &c)| c == b'\n' && at(i + 1))
+        } else {
+            key.len() >= w.len() && (0..=key.len() - w.len()).any(at)
+        }
+    }
+}
+
+impl KeyRegex {
+    /// `pattern` as written between the slashes of the selector.
+    pub(crate) fn new(pattern: &str) -> Result<KeyRegex, regex::Error> {
+        // ModSecurity v3 compiles selector regexes caseless, DOTALL and MULTILINE
+        let re = RegexBuilder::new(&crate::operators::rx::pcre_to_rust(pattern))
+            .unicode(false)
+            .case_insensitive(true)
+            .dot_matches_new_line(true)
+            .multi_line(true)
+            .build()?;
+        Ok(KeyRegex {
+            re,
+            word: Word::parse(pattern),
+        })
+    }
+
+    pub(crate) fn is_match(&self, key: &[u8]) -> bool {
+        match &self.word {
+            Some(w) => w.is_match(key),
+            None => self.re.is_match(key),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        self.re.as_str()
+    }
 }
 
 impl Selector {
@@ -314,13 +408,7 @@ pub(crate) fn compile_target(t: &str) -> Result<Target, CompileError> {
                     Selector::All
                 }
             } else if k.len() >= 2 && k.starts_with('/') && k.ends_with('/') {
-                // ModSecurity v3 compiles selector regexes caseless, DOTALL and MULTILINE
-                let re = RegexBuilder::new(&crate::operators::rx::pcre_to_rust(&k[1..k.len() - 1]))
-                    .unicode(false)
-                    .case_insensitive(true)
-                    .dot_matches_new_line(true)
-                    .multi_line(true)
-                    .build()
+                let re = KeyRegex::new(&k[1..k.len() - 1])
                     .map_err(|e| CompileError::new(format!("bad selector regex in {t:?}: {e}")))?;
                 Selector::Regex(re)
             } else {
@@ -651,6 +739,71 @@ pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A word selector answers exactly as its regex does.
+    #[test]
+    fn word_selectors_agree_with_their_regex() {
+        let patterns = [
+            "^MSC_",
+            "__utm",
+            "MULTIPART_HEADERS_CONTENT_TYPES_*",
+            "^id?",
+            "ab+",
+            "^x-y_z",
+            // not words: the regex answers
+            "^a.b",
+            "a|b",
+            "x$",
+            "^",
+        ];
+        let keys: &[&[u8]] = &[
+            b"",
+            b"msc_pcre_limits_exceeded",
+            b"MSC_x",
+            b"xmsc_",
+            b"a\nMsC_",
+            b"__UTMz",
+            b"_utm",
+            b"multipart_headers_content_types",
+            b"MULTIPART_HEADERS_CONTENT_TYPE",
+            b"i",
+            b"id",
+            b"xid",
+            b"\ni",
+            b"abbb",
+            b"a",
+            b"x-y_z1",
+            b"X-Y_Z",
+            b"axb",
+            b"b",
+            b"x\n",
+            b"\xff\xfe",
+        ];
+        for p in patterns {
+            let k = KeyRegex::new(p).unwrap();
+            let plain = Regex::new(&format!(
+                "(?i-u)(?sm){}",
+                crate::operators::rx::pcre_to_rust(p)
+            ));
+            for key in keys {
+                let want = plain.as_ref().map(|r| r.is_match(key)).unwrap_or(false);
+                assert_eq!(
+                    k.is_match(key),
+                    want,
+                    "{p} on {:?}",
+                    String::from_utf8_lossy(key)
+                );
+            }
+        }
+        assert!(KeyRegex::new("^MSC_").unwrap().word.is_some());
+        assert!(
+            KeyRegex::new("MULTIPART_HEADERS_CONTENT_TYPES_*")
+                .unwrap()
+                .word
+                .is_some()
+        );
+        assert!(KeyRegex::new("a|b").unwrap().word.is_none());
+    }
 
     #[test]
     fn table_is_sorted_and_unique() {
