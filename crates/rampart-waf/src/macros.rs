@@ -69,23 +69,15 @@ impl Macro {
             [] => Cow::Borrowed(b""),
             [Part::Lit(l)] => Cow::Borrowed(l),
             // a lone reference (`%{tx.restricted_headers}`): the value itself, not a copy
-            [Part::Var(t)] => {
-                let mut vals = variables::Values::new();
-                variables::collect(st, t, &[], &mut vals);
-                vals.into_iter()
-                    .next()
-                    .map_or(Cow::Borrowed(b""), |v| v.value)
-            }
+            [Part::Var(t)] => first_value(st, t).unwrap_or(Cow::Borrowed(b"")),
             parts => {
                 let mut out = Vec::new();
                 for p in parts {
                     match p {
                         Part::Lit(l) => out.extend_from_slice(l),
                         Part::Var(t) => {
-                            let mut vals = variables::Values::new();
-                            variables::collect(st, t, &[], &mut vals);
-                            if let Some(v) = vals.first() {
-                                out.extend_from_slice(&v.value);
+                            if let Some(v) = first_value(st, t) {
+                                out.extend_from_slice(&v);
                             }
                         }
                     }
@@ -94,6 +86,13 @@ impl Macro {
             }
         }
     }
+}
+
+/// What a reference expands to: the first value of its target, if it has one.
+fn first_value<'a>(st: &'a TxData, t: &Target) -> Option<Cow<'a, [u8]>> {
+    let mut vals = variables::Values::new();
+    variables::collect(st, t, &[], &mut vals);
+    vals.into_iter().next().map(|v| v.value)
 }
 
 fn parse_ref(inner: &str) -> Option<Target> {
