@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
 
+/// The gateway's allocator: allocation is a share of the per-request cost.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn engine() -> WafEngine {
     let shared = std::env::var_os("RAMPART_SHARED_DIR")
         .map(PathBuf::from)

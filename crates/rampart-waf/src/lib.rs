@@ -69,6 +69,7 @@ mod error;
 pub mod fuzzing;
 mod macros;
 mod operators;
+mod per_thread;
 mod prefilter;
 mod rule;
 mod seclang;

@@ -4,7 +4,7 @@
 //! A rule qualifies when its operator is a non-negated `@rx`, it is not `multiMatch`, and every
 //! target reads request or response data (values that do not change during a phase, see
 //! [`variables::is_stable`]). Such rules are grouped by phase, transformation chain and the
-//! values they read; each group compiles its patterns into one [`RegexSet`] and reads its
+//! values they read; each group compiles its patterns into one multi-pattern regex and reads its
 //! targets without exclusions. On the first rule of a group a transaction evaluates, the set runs once over every
 //! transformed value of that union, and a rule whose pattern matched none of them cannot match
 //! its own values (a subset of the union, transformed by the same chain): it is skipped without
@@ -16,8 +16,11 @@
 
 use std::collections::HashMap;
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use regex_automata::{MatchKind, nfa::thompson::WhichCaptures};
 
+use crate::per_thread::PerThread;
 use crate::rule::Rule;
 use crate::transforms::Transform;
 use crate::variables::{self, Target};
@@ -31,7 +34,7 @@ pub(crate) struct Prefilter {
     /// The group's targets (each once, without exclusions).
     pub targets: Vec<Target>,
     /// Pattern `i` is the pattern of the rule whose `prefilter` is `(group, i)`.
-    pub set: RegexSet,
+    pub set: PerThread<meta::Regex>,
 }
 
 /// Groups with fewer rules than this are left to the rules themselves.
@@ -62,8 +65,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             .filter_map(|&i| eligible(&rules[i]))
             .collect();
         // a set the regex crate cannot build (size limits) leaves its rules unfiltered
-        let Ok(set) = crate::operators::rx::options(&mut RegexSetBuilder::new(&patterns)).build()
-        else {
+        let Ok(set) = build_set(&patterns) else {
             continue;
         };
         let mut targets: Vec<Target> = Vec::new();
@@ -82,10 +84,34 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             tchain: key.1,
             transforms: rules[members[0]].transforms.clone(),
             targets,
-            set,
+            set: PerThread::new(set),
         });
     }
     out
+}
+
+/// The group's patterns as one multi-pattern regex, compiled as `@rx` compiles each of them
+/// (ModSecurity v3's flags, the same limits): every pattern that matches anywhere is reported.
+fn build_set(patterns: &[&str]) -> Result<meta::Regex, Box<meta::BuildError>> {
+    let (size_limit, dfa_size_limit) = crate::operators::rx::LIMITS;
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::All)
+                .utf8_empty(false)
+                .which_captures(WhichCaptures::None)
+                .nfa_size_limit(Some(size_limit))
+                .hybrid_cache_capacity(dfa_size_limit),
+        )
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .dot_matches_new_line(true)
+                .multi_line(true),
+        )
+        .build_many(patterns)
+        .map_err(Box::new)
 }
 
 /// Which values a target list reads (exclusions aside): rules that read the same values share
@@ -153,7 +179,7 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
         // 1, 3 and 7 share phase 1, one chain and their values; 5 is alone in phase 2, 6
         // reads TX, 8 has another chain
         assert_eq!(e.prefilters.len(), 1);
-        assert_eq!(e.prefilters[0].set.len(), 3);
+        assert_eq!(e.prefilters[0].set.get().pattern_len(), 3);
         let grouped: Vec<u32> = e
             .rules
             .iter()

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use regex_automata::{Input, PatternID, PatternSet};
 use smallvec::SmallVec;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -144,7 +145,7 @@ pub struct Transaction<'e> {
     /// Bytes held by `tcache` (bounded by [`TCACHE_BUDGET`]).
     tcache_bytes: usize,
     /// Per prefilter group, the patterns that matched some value (computed on first use).
-    prefilter_hits: Vec<Option<Box<[u64]>>>,
+    prefilter_hits: Vec<Option<PatternSet>>,
 }
 
 impl WafEngine {
@@ -786,7 +787,8 @@ impl<'e> Transaction<'e> {
     fn prefilter_hit(&mut self, group: usize, slot: usize) -> bool {
         if self.prefilter_hits[group].is_none() {
             let pf = &self.engine.prefilters[group];
-            let mut hits = vec![0u64; pf.set.len().div_ceil(64)].into_boxed_slice();
+            let set = pf.set.get();
+            let mut hits = PatternSet::new(set.pattern_len());
             let mut vals: variables::Values = SmallVec::new();
             for t in &pf.targets {
                 variables::collect(&self.st, t, &[], &mut vals);
@@ -803,15 +805,17 @@ impl<'e> Transaction<'e> {
                     Cow::Owned(o) => apply_chain(o, &pf.transforms)
                         .map_or(Cow::Borrowed(o.as_slice()), Cow::Owned),
                 };
-                for i in pf.set.matches(&cur).iter() {
-                    hits[i / 64] |= 1 << (i % 64);
+                // accumulates: a pattern found in any value stays found
+                set.which_overlapping_matches(&Input::new(&*cur), &mut hits);
+                if hits.is_full() {
+                    break;
                 }
             }
             self.prefilter_hits[group] = Some(hits);
         }
         self.prefilter_hits[group]
             .as_ref()
-            .is_some_and(|h| h[slot / 64] & (1 << (slot % 64)) != 0)
+            .is_some_and(|h| PatternID::new(slot).is_ok_and(|p| h.contains(p)))
     }
 
     fn on_match(&mut self, rule: &Rule, phase: u8) -> Option<Intervention> {

@@ -108,7 +108,17 @@ impl SetVar {
                 } else {
                     cur.saturating_sub(d)
                 };
-                st.tx.insert(key.into_owned(), n.to_string().into_bytes());
+                let mut digits = itoa::Buffer::new();
+                let n = digits.format(n).as_bytes();
+                match st.tx.get_mut(key.as_ref()) {
+                    Some(slot) => {
+                        slot.clear();
+                        slot.extend_from_slice(n);
+                    }
+                    None => {
+                        st.tx.insert(key.into_owned(), n.to_vec());
+                    }
+                }
             }
         }
     }

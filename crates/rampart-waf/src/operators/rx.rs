@@ -3,21 +3,16 @@ use regex::bytes::{Regex, RegexBuilder};
 
 use super::{Captures, CompileCtx, Operator};
 use crate::error::CompileError;
+use crate::per_thread::PerThread;
 use crate::state::TxData;
 
 #[derive(Debug)]
 pub(crate) struct Rx {
-    re: Regex,
+    re: PerThread<Regex>,
 }
 
-/// The builder every `@rx` pattern compiles with (ModSecurity v3's PCRE flags).
-pub(crate) fn options(b: &mut regex::bytes::RegexSetBuilder) -> &mut regex::bytes::RegexSetBuilder {
-    b.unicode(false)
-        .dot_matches_new_line(true)
-        .multi_line(true)
-        .size_limit(256 << 20)
-        .dfa_size_limit(16 << 20)
-}
+/// Compiled-size and lazy-DFA cache limits of every `@rx` pattern (bytes).
+pub(crate) const LIMITS: (usize, usize) = (256 << 20, 16 << 20);
 
 /// Rewrites the PCRE dialect CRS uses into Rust `regex` syntax: `\x{HH}` → `\xHH`, a leading
 /// `]` in a class is escaped, and — unless `multiline` (where `$` already matches before every
@@ -97,25 +92,28 @@ pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
         .unicode(false)
         .dot_matches_new_line(true)
         .multi_line(true)
-        .size_limit(256 << 20)
-        .dfa_size_limit(16 << 20)
+        .size_limit(LIMITS.0)
+        .dfa_size_limit(LIMITS.1)
         .build()
         .map_err(|e| CompileError::new(format!("bad regex: {e}")))
 }
 
 impl Operator for Rx {
     fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
-        Ok(Rx { re: build(arg)? })
+        Ok(Rx {
+            re: PerThread::new(build(arg)?),
+        })
     }
     fn rx_pattern(&self) -> Option<&str> {
-        Some(self.re.as_str())
+        Some(self.re.get().as_str())
     }
     fn eval(&self, _st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
+        let re = self.re.get();
         match caps {
-            None => self.re.is_match(value),
+            None => re.is_match(value),
             // the lazy DFA answers most values; captures only for the few that match
-            Some(_) if !self.re.is_match(value) => false,
-            Some(caps) => match self.re.captures(value) {
+            Some(_) if !re.is_match(value) => false,
+            Some(caps) => match re.captures(value) {
                 None => false,
                 Some(c) => {
                     caps.clear();

@@ -2,7 +2,7 @@
 use super::hexval;
 use std::borrow::Cow;
 pub(crate) fn apply(v: &[u8]) -> Cow<'_, [u8]> {
-    if !v.iter().any(|&c| c == b'%' || c == b'+') {
+    if memchr::memchr2(b'%', b'+', v).is_none() {
         return Cow::Borrowed(v);
     }
     let mut out = Vec::with_capacity(v.len());

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::error::CompileError;
+use crate::per_thread::PerThread;
 use crate::state::{MpFlag, TxData};
 
 /// Every variable the engine knows.
@@ -202,7 +203,7 @@ pub(crate) enum Selector {
 /// collection for every rule that names them.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyRegex {
-    re: Regex,
+    re: PerThread<Regex>,
     word: Option<Word>,
 }
 
@@ -273,7 +274,7 @@ impl KeyRegex {
             .multi_line(true)
             .build()?;
         Ok(KeyRegex {
-            re,
+            re: PerThread::new(re),
             word: Word::parse(pattern),
         })
     }
@@ -281,12 +282,12 @@ impl KeyRegex {
     pub(crate) fn is_match(&self, key: &[u8]) -> bool {
         match &self.word {
             Some(w) => w.is_match(key),
-            None => self.re.is_match(key),
+            None => self.re.get().is_match(key),
         }
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        self.re.as_str()
+        self.re.get().as_str()
     }
 }
 
@@ -485,7 +486,7 @@ fn b(v: &[u8]) -> Cow<'_, [u8]> {
     Cow::Borrowed(v)
 }
 fn num(n: usize) -> Cow<'static, [u8]> {
-    Cow::Owned(n.to_string().into_bytes())
+    Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec())
 }
 fn flag(v: bool) -> Cow<'static, [u8]> {
     Cow::Borrowed(if v { b"1" } else { b"0" })
