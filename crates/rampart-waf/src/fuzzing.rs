@@ -100,7 +100,9 @@ pub fn multipart(content_type: &[u8], body: &[u8], file_limit: usize) -> Multipa
 
 /// The transformation registry (`t:name`), in its order.
 pub fn transformations() -> impl ExactSizeIterator<Item = (&'static str, Transform)> {
-    crate::transforms::TRANSFORMS.iter().copied()
+    crate::transforms::TRANSFORMS
+        .iter()
+        .map(|&(name, f, _)| (name, f))
 }
 
 /// Looks a transformation up by name as a rule does (case-insensitive): its registry index.

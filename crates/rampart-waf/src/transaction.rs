@@ -12,7 +12,7 @@ use crate::body::{self, BodyError};
 use crate::engine::{BodyLimitAction, Item, RuleEngineMode, WafEngine};
 use crate::rule::{Action, AllowScope, Rule};
 use crate::state::{MpFlag, TxData};
-use crate::transforms::url_decode;
+use crate::transforms::{self, url_decode};
 use crate::variables::{self, Selector, Target};
 
 /// Addresses and id of the connection carrying the request.
@@ -735,13 +735,18 @@ impl<'e> Transaction<'e> {
                 if !r.transforms.is_empty() {
                     hit |= check(&cur, &mut caps);
                 }
-                for (_, f) in &r.transforms {
+                let mut have = transforms::features(&cur);
+                for &(i, f) in &r.transforms {
+                    if transforms::skips(i, have) {
+                        continue;
+                    }
                     let next = match f(&cur) {
                         Cow::Owned(o) => Some(o),
                         Cow::Borrowed(b) if b.len() != cur.len() => Some(b.to_vec()),
                         Cow::Borrowed(_) => None,
                     };
                     if let Some(o) = next {
+                        have = transforms::features(&o);
                         cur = Cow::Owned(o);
                         hit |= check(&cur, &mut caps);
                     }
@@ -1025,15 +1030,22 @@ fn transformed<'a>(
 /// Runs a transformation chain; `None` when the value comes out unchanged.
 fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
-    for (_, f) in chain {
+    // most values hold nothing most transformations rewrite: one pass over the bytes decides
+    // which can be skipped, until one changes the value
+    let mut have = transforms::features(v);
+    for &(i, f) in chain {
+        if transforms::skips(i, have) {
+            continue;
+        }
         let input: &[u8] = cur.as_deref().unwrap_or(v);
         let next = match f(input) {
             Cow::Owned(o) => Some(o),
             Cow::Borrowed(b) if b.len() != input.len() => Some(b.to_vec()),
             Cow::Borrowed(_) => None,
         };
-        if next.is_some() {
-            cur = next;
+        if let Some(n) = next {
+            have = transforms::features(&n);
+            cur = Some(n);
         }
     }
     cur

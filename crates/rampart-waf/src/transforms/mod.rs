@@ -38,49 +38,186 @@ mod utf8_to_unicode;
 /// A transformation function.
 pub(crate) type Transform = fn(&[u8]) -> Cow<'_, [u8]>;
 
-/// The registry: name → function, sorted by lowercase name.
-pub(crate) const TRANSFORMS: &[(&str, Transform)] = &[
-    ("base64Decode", base64_decode::apply),
-    ("base64DecodeExt", base64_decode::apply_ext),
-    ("base64Encode", base64_encode::apply),
-    ("cmdLine", cmd_line::apply),
-    ("compressWhitespace", compress_whitespace::apply),
-    ("cssDecode", css_decode::apply),
-    ("escapeSeqDecode", escape_seq_decode::apply),
-    ("hexDecode", hex_decode::apply),
-    ("hexEncode", hex_encode::apply),
-    ("htmlEntityDecode", html_entity_decode::apply),
-    ("jsDecode", js_decode::apply),
-    ("length", length::apply),
-    ("lowercase", lowercase::apply),
-    ("md5", md5::apply),
-    ("normalisePath", normalize_path::apply),
-    ("normalisePathWin", normalize_path_win::apply),
-    ("normalizePath", normalize_path::apply),
-    ("normalizePathWin", normalize_path_win::apply),
-    ("removeComments", remove_comments::apply),
-    ("removeCommentsChar", remove_comments_char::apply),
-    ("removeNulls", remove_nulls::apply),
-    ("removeWhitespace", remove_whitespace::apply),
-    ("replaceComments", replace_comments::apply),
-    ("replaceNulls", replace_nulls::apply),
-    ("sha1", sha1::apply),
-    ("sqlHexDecode", sql_hex_decode::apply),
-    ("trim", trim::apply),
-    ("trimLeft", trim::left),
-    ("trimRight", trim::right),
-    ("uppercase", uppercase::apply),
-    ("urlDecode", url_decode::apply),
-    ("urlDecodeUni", url_decode_uni::apply),
-    ("urlEncode", url_encode::apply),
-    ("utf8toUnicode", utf8_to_unicode::apply),
+/// The registry: name → function and the [`feature`]s without which it returns its input
+/// unchanged (a chain skips it for values that have none of them; [`CHANGES`] for the ones
+/// that change every value), sorted by lowercase name.
+pub(crate) const TRANSFORMS: &[(&str, Transform, u32)] = &[
+    ("base64Decode", base64_decode::apply, CHANGES),
+    ("base64DecodeExt", base64_decode::apply_ext, CHANGES),
+    ("base64Encode", base64_encode::apply, CHANGES),
+    (
+        "cmdLine",
+        cmd_line::apply,
+        feature::QUOTE
+            | feature::BACKSLASH
+            | feature::CARET
+            | feature::SPACE
+            | feature::SEPARATOR
+            | feature::UPPER,
+    ),
+    (
+        "compressWhitespace",
+        compress_whitespace::apply,
+        feature::SPACE,
+    ),
+    ("cssDecode", css_decode::apply, feature::BACKSLASH),
+    (
+        "escapeSeqDecode",
+        escape_seq_decode::apply,
+        feature::BACKSLASH,
+    ),
+    ("hexDecode", hex_decode::apply, CHANGES),
+    ("hexEncode", hex_encode::apply, CHANGES),
+    ("htmlEntityDecode", html_entity_decode::apply, feature::AMP),
+    ("jsDecode", js_decode::apply, feature::BACKSLASH),
+    ("length", length::apply, CHANGES),
+    ("lowercase", lowercase::apply, feature::UPPER),
+    ("md5", md5::apply, CHANGES),
+    (
+        "normalisePath",
+        normalize_path::apply,
+        feature::SLASH | feature::DOT,
+    ),
+    (
+        "normalisePathWin",
+        normalize_path_win::apply,
+        feature::BACKSLASH | feature::SLASH | feature::DOT,
+    ),
+    (
+        "normalizePath",
+        normalize_path::apply,
+        feature::SLASH | feature::DOT,
+    ),
+    (
+        "normalizePathWin",
+        normalize_path_win::apply,
+        feature::BACKSLASH | feature::SLASH | feature::DOT,
+    ),
+    (
+        "removeComments",
+        remove_comments::apply,
+        feature::SLASH | feature::LESS_THAN | feature::DASH | feature::HASH,
+    ),
+    (
+        "removeCommentsChar",
+        remove_comments_char::apply,
+        feature::HASH | feature::STAR | feature::DASH,
+    ),
+    ("removeNulls", remove_nulls::apply, feature::NUL),
+    ("removeWhitespace", remove_whitespace::apply, feature::SPACE),
+    ("replaceComments", replace_comments::apply, feature::SLASH),
+    ("replaceNulls", replace_nulls::apply, feature::NUL),
+    ("sha1", sha1::apply, CHANGES),
+    ("sqlHexDecode", sql_hex_decode::apply, CHANGES),
+    ("trim", trim::apply, feature::SPACE),
+    ("trimLeft", trim::left, feature::SPACE),
+    ("trimRight", trim::right, feature::SPACE),
+    ("uppercase", uppercase::apply, feature::LOWER),
+    (
+        "urlDecode",
+        url_decode::apply,
+        feature::PERCENT | feature::PLUS,
+    ),
+    (
+        "urlDecodeUni",
+        url_decode_uni::apply,
+        feature::PERCENT | feature::PLUS,
+    ),
+    ("urlEncode", url_encode::apply, CHANGES),
+    ("utf8toUnicode", utf8_to_unicode::apply, feature::HIGH),
 ];
+
+/// What a value holds, as far as transformations care: one bit per class of bytes that some
+/// transformation rewrites ([`features`]).
+pub(crate) mod feature {
+    pub const PERCENT: u32 = 1 << 0;
+    pub const PLUS: u32 = 1 << 1;
+    pub const AMP: u32 = 1 << 2;
+    pub const BACKSLASH: u32 = 1 << 3;
+    pub const UPPER: u32 = 1 << 4;
+    pub const LOWER: u32 = 1 << 5;
+    /// ASCII whitespace (vertical tab included) and NBSP (0xa0).
+    pub const SPACE: u32 = 1 << 6;
+    pub const NUL: u32 = 1 << 7;
+    pub const SLASH: u32 = 1 << 8;
+    pub const DOT: u32 = 1 << 9;
+    pub const HASH: u32 = 1 << 10;
+    pub const STAR: u32 = 1 << 11;
+    pub const DASH: u32 = 1 << 12;
+    /// `"` and `'`.
+    pub const QUOTE: u32 = 1 << 13;
+    pub const CARET: u32 = 1 << 14;
+    /// `,` and `;`.
+    pub const SEPARATOR: u32 = 1 << 15;
+    /// Bytes 0x80 and above.
+    pub const HIGH: u32 = 1 << 16;
+    pub const LESS_THAN: u32 = 1 << 17;
+}
+
+const FEATURE_OF: [u32; 256] = {
+    use feature::*;
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'%' => PERCENT,
+            b'+' => PLUS,
+            b'&' => AMP,
+            b'\\' => BACKSLASH,
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => SPACE,
+            0 => NUL,
+            b'/' => SLASH,
+            b'.' => DOT,
+            b'#' => HASH,
+            b'*' => STAR,
+            b'-' => DASH,
+            b'"' | b'\'' => QUOTE,
+            b'^' => CARET,
+            b',' | b';' => SEPARATOR,
+            b'<' => LESS_THAN,
+            _ => 0,
+        };
+        if c >= 0x80 {
+            t[i] = HIGH;
+        }
+        if c == 0xa0 {
+            t[i] = HIGH | SPACE;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The [`feature`] bits of a value.
+pub(crate) fn features(v: &[u8]) -> u32 {
+    v.iter().fold(0, |acc, &c| acc | FEATURE_OF[usize::from(c)])
+}
+
+/// Marks a transformation that changes every value (`length`, the hashes and encodings).
+pub(crate) const CHANGES: u32 = 0;
+
+/// For transformation `index` of [`TRANSFORMS`]: the features without which it returns its
+/// input unchanged, or [`CHANGES`].
+#[inline]
+pub(crate) fn identity_unless(index: usize) -> u32 {
+    TRANSFORMS.get(index).map_or(CHANGES, |t| t.2)
+}
+
+/// Whether transformation `index` would return a value with features `have` unchanged.
+#[inline]
+pub(crate) fn skips(index: usize, have: u32) -> bool {
+    let unless = identity_unless(index);
+    unless != CHANGES && have & unless == 0
+}
 
 /// Looks a transformation up by name (case-insensitive); its index is its cache identity.
 pub(crate) fn lookup(name: &str) -> Option<(usize, Transform)> {
     TRANSFORMS
         .iter()
-        .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        .position(|(n, ..)| n.eq_ignore_ascii_case(name))
         .map(|i| (i, TRANSFORMS[i].1))
 }
 
@@ -168,7 +305,7 @@ mod tests {
                 w[1].0
             );
         }
-        for (name, _) in TRANSFORMS {
+        for (name, ..) in TRANSFORMS {
             assert!(
                 VECTORS.iter().any(|(n, _, _)| n == name),
                 "no vectors for {name}"
@@ -192,9 +329,60 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panic(v in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            for (_, f) in TRANSFORMS {
+            for (_, f, _) in TRANSFORMS {
                 let _ = f(&v);
             }
+        }
+    }
+
+    fn identity_holds(v: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        let have = features(v);
+        for (i, (name, f, _)) in TRANSFORMS.iter().enumerate() {
+            if skips(i, have) {
+                proptest::prop_assert_eq!(&*f(v), v, "{} changed {:?}", name, v);
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// A transformation skipped for a value's features would have returned it unchanged.
+        #[test]
+        fn skipped_transformations_are_the_identity(
+            v in proptest::collection::vec(proptest::sample::select(
+                b" \t\x0b\n\r\0%+&\\/.#*-\"'^,;<>!xX0aAfF9u\xa0\xc3\xa9".to_vec()), 0..10)
+        ) {
+            identity_holds(&v)?;
+        }
+
+        #[test]
+        fn skipped_transformations_are_the_identity_on_any_bytes(
+            v in proptest::collection::vec(proptest::num::u8::ANY, 0..64)
+        ) {
+            identity_holds(&v)?;
+        }
+    }
+
+    #[test]
+    fn every_transformation_is_classified() {
+        let always_change = [
+            "base64Decode",
+            "base64DecodeExt",
+            "base64Encode",
+            "hexDecode",
+            "hexEncode",
+            "length",
+            "md5",
+            "sha1",
+            "sqlHexDecode",
+            "urlEncode",
+        ];
+        for (i, (name, ..)) in TRANSFORMS.iter().enumerate() {
+            assert_eq!(
+                identity_unless(i) == CHANGES,
+                always_change.contains(name),
+                "{name}: classify it in identity_unless"
+            );
         }
     }
 
