@@ -1,18 +1,21 @@
-//! Prefilter: the `@rx` rules of one phase that share a transformation chain are answered for
-//! all their values at once.
+//! Prefilter: the `@rx` rules of one phase that read the same values are answered for all
+//! their values at once.
 //!
 //! A rule qualifies when its operator is a non-negated `@rx`, it is not `multiMatch`, and every
 //! target reads request or response data (values that do not change during a phase, see
-//! [`variables::is_stable`]). Such rules are grouped by phase, transformation chain and the
-//! values they read; each group compiles its patterns into one multi-pattern regex and reads its
-//! targets without exclusions. On the first rule of a group a transaction evaluates, the set runs once over every
-//! transformed value of that union, and a rule whose pattern matched none of them cannot match
-//! its own values (a subset of the union, transformed by the same chain): it is skipped without
-//! reading its targets. A rule whose pattern did match is evaluated as usual, so what a rule
-//! reports never depends on the prefilter.
+//! [`variables::is_stable`]). Such rules are grouped by phase and the values they read (up to
+//! [`MAX_GROUP`] rules a group, whatever their transformation chains); each group compiles its
+//! patterns into one multi-pattern regex and reads its targets without exclusions. On the first
+//! rule of a group a transaction evaluates, every value of that union goes through each of the
+//! members' chains; each distinct output is scanned once (benign values mostly come out of
+//! every chain unchanged, so one scan serves them all), and a pattern found in an output counts
+//! only if that output is what its own rule's chain makes of the value. A rule whose pattern
+//! was found in none cannot match its own values (a subset of the union, transformed by the
+//! same chain): it is skipped without reading its targets. A rule whose pattern was found is
+//! evaluated as usual, so what a rule reports never depends on the prefilter.
 //!
 //! One set scan per value replaces one regex scan per rule and value; on CRS at paranoia level 1
-//! that is a few dozen scans instead of over a thousand for an ordinary request.
+//! that is a few dozen scans instead of thousands for an ordinary request.
 
 use std::collections::HashMap;
 
@@ -25,12 +28,14 @@ use crate::rule::Rule;
 use crate::transforms::Transform;
 use crate::variables::{self, Target};
 
-/// One group: rules of one phase with the same transformation chain.
+/// One group: rules of one phase that read the same values, whatever their transformation
+/// chains.
 #[derive(Debug)]
 pub(crate) struct Prefilter {
-    /// The chain's cache id ([`Rule::tchain`]) and functions.
-    pub tchain: u32,
-    pub transforms: Vec<(usize, Transform)>,
+    /// The members' distinct transformation chains: cache id ([`Rule::tchain`]) and functions.
+    pub chains: Vec<(u32, Vec<(usize, Transform)>)>,
+    /// For pattern `i`, the index in `chains` of its rule's chain.
+    pub chain_of: Vec<u8>,
     /// The group's targets (each once, without exclusions).
     pub targets: Vec<Target>,
     /// Pattern `i` is the pattern of the rule whose `prefilter` is `(group, i)`.
@@ -40,13 +45,20 @@ pub(crate) struct Prefilter {
 /// Groups with fewer rules than this are left to the rules themselves.
 const MIN_GROUP: usize = 2;
 
+/// Larger groups are split: past a few dozen patterns a set's lazy DFA grows faster than
+/// the scans it saves.
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// Distinct chains per group (a chain is one bit of a mask while scanning).
+const MAX_CHAINS: usize = 64;
+
 /// Builds the groups and records each member's place in `rules[..].prefilter`.
 pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
-    let mut groups: HashMap<(u8, u32, String), Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<(u8, String), Vec<usize>> = HashMap::new();
     let mut order = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         if eligible(r).is_some() {
-            let key = (r.phase, r.tchain, signature(&r.targets));
+            let key = (r.phase, signature(&r.targets));
             let members = groups.entry(key.clone()).or_default();
             if members.is_empty() {
                 order.push(key);
@@ -56,36 +68,53 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
     }
     let mut out = Vec::new();
     for key in order {
-        let members = &groups[&key];
-        if members.len() < MIN_GROUP {
-            continue;
-        }
-        let patterns: Vec<&str> = members
-            .iter()
-            .filter_map(|&i| eligible(&rules[i]))
-            .collect();
-        // a set the regex crate cannot build (size limits) leaves its rules unfiltered
-        let Ok(set) = build_set(&patterns) else {
-            continue;
-        };
-        let mut targets: Vec<Target> = Vec::new();
-        for &i in members {
-            for t in &rules[i].targets {
-                if !targets.iter().any(|u| u.same_as(t)) {
-                    targets.push(t.clone());
+        for members in groups[&key].chunks(MAX_GROUP) {
+            if members.len() < MIN_GROUP {
+                continue;
+            }
+            let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
+            let mut chain_of = Vec::with_capacity(members.len());
+            for &i in members {
+                let r = &rules[i];
+                let c = match chains.iter().position(|(id, _)| *id == r.tchain) {
+                    Some(c) => c,
+                    None => {
+                        chains.push((r.tchain, r.transforms.clone()));
+                        chains.len() - 1
+                    }
+                };
+                chain_of.push(c as u8);
+            }
+            if chains.len() > MAX_CHAINS {
+                continue;
+            }
+            let patterns: Vec<&str> = members
+                .iter()
+                .filter_map(|&i| eligible(&rules[i]))
+                .collect();
+            // a set the regex crate cannot build (size limits) leaves its rules unfiltered
+            let Ok(set) = build_set(&patterns) else {
+                continue;
+            };
+            let mut targets: Vec<Target> = Vec::new();
+            for &i in members {
+                for t in &rules[i].targets {
+                    if !targets.iter().any(|u| u.same_as(t)) {
+                        targets.push(t.clone());
+                    }
                 }
             }
+            let group = out.len() as u32;
+            for (slot, &i) in members.iter().enumerate() {
+                rules[i].prefilter = Some((group, slot as u32));
+            }
+            out.push(Prefilter {
+                chains,
+                chain_of,
+                targets,
+                set: PerThread::new(set),
+            });
         }
-        let group = out.len() as u32;
-        for (slot, &i) in members.iter().enumerate() {
-            rules[i].prefilter = Some((group, slot as u32));
-        }
-        out.push(Prefilter {
-            tchain: key.1,
-            transforms: rules[members[0]].transforms.clone(),
-            targets,
-            set: PerThread::new(set),
-        });
     }
     out
 }
@@ -176,17 +205,18 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
     #[test]
     fn groups_rules_that_read_only_request_data() {
         let e = engine(RULES);
-        // 1, 3 and 7 share phase 1, one chain and their values; 5 is alone in phase 2, 6
-        // reads TX, 8 has another chain
+        // 1, 3, 7 and 8 share phase 1 and their values (8 with another chain); 5 is alone
+        // in phase 2, 6 reads TX
         assert_eq!(e.prefilters.len(), 1);
-        assert_eq!(e.prefilters[0].set.get().pattern_len(), 3);
+        assert_eq!(e.prefilters[0].set.get().pattern_len(), 4);
+        assert_eq!(e.prefilters[0].chains.len(), 2);
         let grouped: Vec<u32> = e
             .rules
             .iter()
             .filter(|r| r.prefilter.is_some())
             .map(|r| r.id)
             .collect();
-        assert_eq!(grouped, [1, 3, 7]);
+        assert_eq!(grouped, [1, 3, 7, 8]);
     }
 
     #[test]

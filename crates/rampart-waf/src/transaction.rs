@@ -794,24 +794,39 @@ impl<'e> Transaction<'e> {
             let pf = &self.engine.prefilters[group];
             let set = pf.set.get();
             let mut hits = PatternSet::new(set.pattern_len());
+            let mut found = PatternSet::new(set.pattern_len());
             let mut vals: variables::Values = SmallVec::new();
             for t in &pf.targets {
                 variables::collect(&self.st, t, &[], &mut vals);
             }
+            // each distinct output of the members' chains, with the chains that produce it
+            // (one bit per chain): most values come out of most chains unchanged, so one
+            // scan usually serves every chain
+            let mut outputs: SmallVec<[(Option<Vec<u8>>, u64); 4]> = SmallVec::new();
             for v in &vals {
-                let cur = match &v.value {
-                    Cow::Borrowed(b) => transformed(
-                        &mut self.tcache,
-                        &mut self.tcache_bytes,
-                        pf.tchain,
-                        &pf.transforms,
-                        b,
-                    ),
-                    Cow::Owned(o) => apply_chain(o, &pf.transforms)
-                        .map_or(Cow::Borrowed(o.as_slice()), Cow::Owned),
-                };
-                // accumulates: a pattern found in any value stays found
-                set.which_overlapping_matches(&Input::new(&*cur), &mut hits);
+                let value: &[u8] = &v.value;
+                let have = transforms::features(value);
+                outputs.clear();
+                for (c, (_, chain)) in pf.chains.iter().enumerate() {
+                    let out = apply_chain_from(value, have, chain);
+                    match outputs.iter_mut().find(|(o, _)| *o == out) {
+                        Some((_, mask)) => *mask |= 1 << c,
+                        None => outputs.push((out, 1 << c)),
+                    }
+                }
+                for (out, mask) in &outputs {
+                    found.clear();
+                    set.which_overlapping_matches(
+                        &Input::new(out.as_deref().unwrap_or(value)),
+                        &mut found,
+                    );
+                    // a pattern counts only on what its own rule's chain makes of the value
+                    for p in found.iter() {
+                        if mask & (1 << pf.chain_of[p.as_usize()]) != 0 {
+                            hits.insert(p);
+                        }
+                    }
+                }
                 if hits.is_full() {
                     break;
                 }
@@ -1029,10 +1044,18 @@ fn transformed<'a>(
 
 /// Runs a transformation chain; `None` when the value comes out unchanged.
 fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Option<Vec<u8>> {
+    apply_chain_from(v, transforms::features(v), chain)
+}
+
+/// [`apply_chain`] for a value whose [`transforms::features`] are `have`.
+fn apply_chain_from(
+    v: &[u8],
+    mut have: u32,
+    chain: &[(usize, crate::transforms::Transform)],
+) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
-    // most values hold nothing most transformations rewrite: one pass over the bytes decides
+    // most values hold nothing most transformations rewrite: the value's byte classes decide
     // which can be skipped, until one changes the value
-    let mut have = transforms::features(v);
     for &(i, f) in chain {
         if transforms::skips(i, have) {
             continue;
