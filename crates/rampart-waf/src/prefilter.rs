@@ -1,24 +1,26 @@
 //! Prefilter: the `@rx` rules of one phase that read the same values are answered for all
-//! their values at once.
+//! their values at once, and so are the `@pm` / `@pmFromFile` rules.
 //!
-//! A rule qualifies when its operator is a non-negated `@rx`, it is not `multiMatch`, and every
-//! target reads request or response data (values that do not change during a phase, see
-//! [`variables::is_stable`]). Such rules are grouped by phase and the values they read (up to
-//! [`MAX_GROUP`] rules a group, whatever their transformation chains); each group compiles its
-//! patterns into one multi-pattern regex and reads its targets without exclusions. On the first
-//! rule of a group a transaction evaluates, every value of that union goes through each of the
-//! members' chains; each distinct output is scanned once (benign values mostly come out of
-//! every chain unchanged, so one scan serves them all), and a pattern found in an output counts
-//! only if that output is what its own rule's chain makes of the value. A rule whose pattern
-//! was found in none cannot match its own values (a subset of the union, transformed by the
-//! same chain): it is skipped without reading its targets. A rule whose pattern was found is
-//! evaluated as usual, so what a rule reports never depends on the prefilter.
+//! A rule qualifies when its operator is a non-negated `@rx`, `@pm` or `@pmFromFile`, it is not
+//! `multiMatch`, and every target reads request or response data (values that do not change
+//! during a phase, see [`variables::is_stable`]). Such rules are grouped by phase, operator kind
+//! and the values they read (up to [`MAX_GROUP`] rules a group, whatever their transformation
+//! chains); a group compiles its members' patterns into one multi-pattern regex, or their
+//! phrases into one Aho-Corasick automaton, and reads its targets without exclusions. On the
+//! first rule of a group a transaction evaluates, every value of that union goes through each
+//! of the members' chains; each distinct output is scanned once (benign values mostly come out
+//! of every chain unchanged, so one scan serves them all), and a pattern or phrase found in an
+//! output counts only for members whose own chain makes that output of the value. A rule found
+//! in none cannot match its own values (a subset of the union, transformed by the same chain):
+//! it is skipped without reading its targets. A rule that was found is evaluated as usual, so
+//! what a rule reports never depends on the prefilter.
 //!
 //! One set scan per value replaces one regex scan per rule and value; on CRS at paranoia level 1
 //! that is a few dozen scans instead of thousands for an ordinary request.
 
 use std::collections::HashMap;
 
+use aho_corasick::AhoCorasick;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use regex_automata::{MatchKind, nfa::thompson::WhichCaptures};
@@ -38,8 +40,28 @@ pub(crate) struct Prefilter {
     pub chain_of: Vec<u8>,
     /// The group's targets (each once, without exclusions).
     pub targets: Vec<Target>,
-    /// Pattern `i` is the pattern of the rule whose `prefilter` is `(group, i)`.
-    pub set: PerThread<meta::Regex>,
+    /// Finds which members' patterns occur in a value.
+    pub matcher: Matcher,
+}
+
+/// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
+#[derive(Debug)]
+pub(crate) enum Matcher {
+    /// `@rx` members: pattern `i` is member `i`'s.
+    Regex(PerThread<meta::Regex>),
+    /// `@pm` / `@pmFromFile` members: every distinct phrase of their lists (ASCII
+    /// case-insensitive, all occurrences reported) and the members whose lists hold it.
+    Phrases {
+        ac: AhoCorasick,
+        members_of: Vec<Vec<u32>>,
+    },
+}
+
+impl Prefilter {
+    /// How many rules the group answers for.
+    pub(crate) fn members(&self) -> usize {
+        self.chain_of.len()
+    }
 }
 
 /// Groups with fewer rules than this are left to the rules themselves.
@@ -54,11 +76,11 @@ const MAX_CHAINS: usize = 64;
 
 /// Builds the groups and records each member's place in `rules[..].prefilter`.
 pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
-    let mut groups: HashMap<(u8, String), Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<(u8, bool, String), Vec<usize>> = HashMap::new();
     let mut order = Vec::new();
     for (i, r) in rules.iter().enumerate() {
-        if eligible(r).is_some() {
-            let key = (r.phase, signature(&r.targets));
+        if let Some(kind) = eligible(r) {
+            let key = (r.phase, matches!(kind, Kind::Rx(_)), signature(&r.targets));
             let members = groups.entry(key.clone()).or_default();
             if members.is_empty() {
                 order.push(key);
@@ -88,12 +110,12 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             if chains.len() > MAX_CHAINS {
                 continue;
             }
-            let patterns: Vec<&str> = members
+            let kinds: Vec<Kind> = members
                 .iter()
                 .filter_map(|&i| eligible(&rules[i]))
                 .collect();
-            // a set the regex crate cannot build (size limits) leaves its rules unfiltered
-            let Ok(set) = build_set(&patterns) else {
+            // a set that cannot be built (size limits) leaves its rules unfiltered
+            let Some(matcher) = build_matcher(&kinds) else {
                 continue;
             };
             let mut targets: Vec<Target> = Vec::new();
@@ -112,11 +134,57 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 chains,
                 chain_of,
                 targets,
-                set: PerThread::new(set),
+                matcher,
             });
         }
     }
     out
+}
+
+/// What a rule contributes to a group.
+enum Kind<'a> {
+    Rx(&'a str),
+    Phrases(&'a [Vec<u8>]),
+}
+
+/// One matcher for a group's members (all of one kind).
+fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
+    if let Some(patterns) = kinds
+        .iter()
+        .map(|k| match k {
+            Kind::Rx(p) => Some(*p),
+            Kind::Phrases(_) => None,
+        })
+        .collect::<Option<Vec<&str>>>()
+    {
+        return build_set(&patterns)
+            .ok()
+            .map(|set| Matcher::Regex(PerThread::new(set)));
+    }
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut phrases: Vec<Vec<u8>> = Vec::new();
+    let mut members_of: Vec<Vec<u32>> = Vec::new();
+    for (slot, k) in kinds.iter().enumerate() {
+        let Kind::Phrases(list) = k else {
+            return None;
+        };
+        for p in *list {
+            let i = *index.entry(p.to_ascii_lowercase()).or_insert_with(|| {
+                phrases.push(p.clone());
+                members_of.push(Vec::new());
+                phrases.len() - 1
+            });
+            if members_of[i].last() != Some(&(slot as u32)) {
+                members_of[i].push(slot as u32);
+            }
+        }
+    }
+    let ac = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::Standard)
+        .build(&phrases)
+        .ok()?;
+    Some(Matcher::Phrases { ac, members_of })
 }
 
 /// The group's patterns as one multi-pattern regex, compiled as `@rx` compiles each of them
@@ -156,7 +224,7 @@ fn signature(targets: &[Target]) -> String {
 }
 
 /// The pattern of a rule the prefilter can answer for, if it can.
-fn eligible(r: &Rule) -> Option<&str> {
+fn eligible(r: &Rule) -> Option<Kind<'_>> {
     let op = r.op.as_ref()?;
     if op.negated || r.multi_match || r.targets.is_empty() {
         return None;
@@ -168,7 +236,11 @@ fn eligible(r: &Rule) -> Option<&str> {
     {
         return None;
     }
-    op.op.rx_pattern()
+    match (op.op.rx_pattern(), op.op.phrases()) {
+        (Some(p), _) => Some(Kind::Rx(p)),
+        (None, Some(list)) => Some(Kind::Phrases(list)),
+        (None, None) => None,
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +280,7 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
         // 1, 3, 7 and 8 share phase 1 and their values (8 with another chain); 5 is alone
         // in phase 2, 6 reads TX
         assert_eq!(e.prefilters.len(), 1);
-        assert_eq!(e.prefilters[0].set.get().pattern_len(), 4);
+        assert_eq!(e.prefilters[0].members(), 4);
         assert_eq!(e.prefilters[0].chains.len(), 2);
         let grouped: Vec<u32> = e
             .rules
@@ -217,6 +289,32 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
             .map(|r| r.id)
             .collect();
         assert_eq!(grouped, [1, 3, 7, 8]);
+    }
+
+    const PM_RULES: &str = r#"
+SecRule ARGS "@pm evil Wicked" "id:11,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@pm bad" "id:12,phase:1,pass,log,t:none"
+SecRule ARGS "@pm EVIL" "id:13,phase:1,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS "@rx evil" "id:14,phase:1,pass,log,t:none"
+"#;
+
+    #[test]
+    fn phrase_lists_form_their_own_groups_across_chains() {
+        let e = engine(PM_RULES);
+        // 14 is an `@rx` rule alone with these values: no group of its own
+        assert_eq!(e.prefilters.len(), 1);
+        assert_eq!(e.prefilters[0].members(), 3);
+        assert!(matches!(
+            e.prefilters[0].matcher,
+            super::Matcher::Phrases { .. }
+        ));
+        assert_eq!(matched(&e, "/?q=xWICKEDx", &[]), [11]);
+        assert_eq!(matched(&e, "/?q=BAD", &[]), [12]);
+        // `%65vil` is `evil` only after rule 13's chain; rule 11 shares the phrase, not the chain
+        assert_eq!(matched(&e, "/?q=%2565vil", &[]), [13]);
+        assert_eq!(matched(&e, "/?q=eViL", &[]), [11, 13]);
+        assert_eq!(matched(&e, "/?q=evil", &[]), [11, 13, 14]);
+        assert_eq!(matched(&e, "/?q=fine", &[]), Vec::<u32>::new());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::actions::ctl::Ctl;
 use crate::body::{self, BodyError};
 use crate::engine::{BodyLimitAction, Item, RuleEngineMode, WafEngine};
+use crate::prefilter::Matcher;
 use crate::rule::{Action, AllowScope, Rule};
 use crate::state::{MpFlag, TxData};
 use crate::transforms::{self, url_decode};
@@ -792,9 +793,8 @@ impl<'e> Transaction<'e> {
     fn prefilter_hit(&mut self, group: usize, slot: usize) -> bool {
         if self.prefilter_hits[group].is_none() {
             let pf = &self.engine.prefilters[group];
-            let set = pf.set.get();
-            let mut hits = PatternSet::new(set.pattern_len());
-            let mut found = PatternSet::new(set.pattern_len());
+            let mut hits = PatternSet::new(pf.members());
+            let mut found = PatternSet::new(pf.members());
             let mut vals: variables::Values = SmallVec::new();
             for t in &pf.targets {
                 variables::collect(&self.st, t, &[], &mut vals);
@@ -815,11 +815,21 @@ impl<'e> Transaction<'e> {
                     }
                 }
                 for (out, mask) in &outputs {
+                    let hay = out.as_deref().unwrap_or(value);
                     found.clear();
-                    set.which_overlapping_matches(
-                        &Input::new(out.as_deref().unwrap_or(value)),
-                        &mut found,
-                    );
+                    match &pf.matcher {
+                        Matcher::Regex(set) => {
+                            set.get()
+                                .which_overlapping_matches(&Input::new(hay), &mut found);
+                        }
+                        Matcher::Phrases { ac, members_of } => {
+                            for m in ac.find_overlapping_iter(hay) {
+                                for &slot in &members_of[m.pattern().as_usize()] {
+                                    let _ = found.try_insert(PatternID::must(slot as usize));
+                                }
+                            }
+                        }
+                    }
                     // a pattern counts only on what its own rule's chain makes of the value
                     for p in found.iter() {
                         if mask & (1 << pf.chain_of[p.as_usize()]) != 0 {

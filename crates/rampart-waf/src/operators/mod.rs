@@ -40,6 +40,10 @@ pub(crate) trait Operator: Send + Sync + std::fmt::Debug {
     fn rx_pattern(&self) -> Option<&str> {
         None
     }
+    /// The phrase list, for `@pm` and `@pmFromFile` (prefilter groups).
+    fn phrases(&self) -> Option<&[Vec<u8>]> {
+        None
+    }
 }
 
 type Factory = fn(&str, &CompileCtx) -> Result<Box<dyn Operator>, CompileError>;

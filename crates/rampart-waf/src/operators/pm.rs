@@ -9,6 +9,7 @@ use crate::state::TxData;
 #[derive(Debug)]
 pub(crate) struct Pm {
     ac: AhoCorasick,
+    phrases: Vec<Vec<u8>>,
 }
 
 fn build(phrases: Vec<Vec<u8>>) -> Result<Pm, CompileError> {
@@ -20,7 +21,7 @@ fn build(phrases: Vec<Vec<u8>>) -> Result<Pm, CompileError> {
         .match_kind(MatchKind::LeftmostLongest)
         .build(&phrases)
         .map_err(|e| CompileError::new(format!("phrase set: {e}")))?;
-    Ok(Pm { ac })
+    Ok(Pm { ac, phrases })
 }
 
 impl Operator for Pm {
@@ -30,6 +31,9 @@ impl Operator for Pm {
                 .map(|p| p.as_bytes().to_vec())
                 .collect(),
         )
+    }
+    fn phrases(&self) -> Option<&[Vec<u8>]> {
+        Some(&self.phrases)
     }
     fn eval(&self, _st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
         match self.ac.find(value) {
@@ -64,6 +68,9 @@ impl Operator for PmFromFile {
             }
         }
         Ok(PmFromFile(build(phrases)?))
+    }
+    fn phrases(&self) -> Option<&[Vec<u8>]> {
+        self.0.phrases()
     }
     fn eval(&self, st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
         self.0.eval(st, value, caps)
