@@ -1,4 +1,4 @@
-//! Runs a few CRS PL1 transactions (a GET and a 1 KB JSON POST): a fixed workload for
+//! Runs a few CRS PL1 transactions (the harness's W1 GET and a 1 KB JSON POST): a fixed workload for
 //! instruction-count profiling (`valgrind --tool=callgrind --toggle-collect='*workload*'`),
 //! steadier than wall-clock benches on a shared machine.
 use std::path::PathBuf;
@@ -7,6 +7,9 @@ use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The harness's W1 request carries a 300-byte bearer token.
+const JWT: &[u8] = b"Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20vIiwic3ViIjoidXNlci0xMjM0IiwiYXVkIjoiYXBpLmV4YW1wbGUuY29tIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDAsInNjb3BlIjoiaXRlbXM6cmVhZCBpdGVtczp3cml0ZSIsInBhZCI6Inh4eHh4eCJ9.Ds8iLBWN_MkAjAQZujmIqFRtTVACIZLogB1iHOUAIEw";
 
 type Req<'a> = (&'a str, &'a str, Vec<(&'a [u8], &'a [u8])>);
 
@@ -24,7 +27,14 @@ fn warm_up(e: &WafEngine, json: &[u8]) -> i64 {
 
 fn transactions(e: &WafEngine, json: &[u8]) -> i64 {
     let mut total = 0;
+    // `EVAL_ONLY=GET` or `EVAL_ONLY=POST` profiles one kind of request.
+    let only = std::env::var("EVAL_ONLY").ok();
     for i in 0..20 {
+        match only.as_deref() {
+            Some("GET") if i % 2 == 1 => continue,
+            Some("POST") if i % 2 == 0 => continue,
+            _ => {}
+        }
         let mut tx = e.transaction(ConnInfo {
             request_id: format!("r{i}"),
             ..Default::default()
@@ -33,15 +43,17 @@ fn transactions(e: &WafEngine, json: &[u8]) -> i64 {
         let (m, uri, h): Req<'_> = if i % 2 == 0 {
             (
                 "GET",
-                "/catalog/item/42?color=blue&size=m&ref=home",
+                "/api/items?id=42",
                 vec![
-                    (b"Host", b"shop.example.com"),
-                    (
-                        b"User-Agent",
-                        b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-                    ),
-                    (b"Accept", b"text/html"),
-                    (b"Cookie", b"session=3f2a9c1b7d; theme=dark"),
+                    (b"Host", b"api.example.com"),
+                    (b"User-Agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"),
+                    (b"Accept", b"application/json, text/plain, */*"),
+                    (b"Accept-Language", b"en-US,en;q=0.9"),
+                    (b"Accept-Encoding", b"gzip, deflate, br"),
+                    (b"Authorization", JWT),
+                    (b"Cookie", b"session_id=5f1c2a9e7b3d4c60a8e1f29b0c7d3e41; theme=dark; locale=en-US"),
+                    (b"Referer", b"https://app.example.com/items"),
+                    (b"X-Request-ID", b"3b2f8c1e-6a4d-4f0b-9e7a-2c5d8f1a0b63"),
                 ],
             )
         } else {

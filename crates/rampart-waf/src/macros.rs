@@ -102,7 +102,7 @@ fn parse_ref(inner: &str) -> Option<Target> {
     };
     let (cname, var) = variables::lookup(name)?;
     let sel = match key {
-        Some(k) if !k.is_empty() => Selector::Key(k.as_bytes().to_ascii_lowercase()),
+        Some(k) if !k.is_empty() => Selector::Key(k.to_ascii_lowercase()),
         _ => Selector::All,
     };
     Some(Target {

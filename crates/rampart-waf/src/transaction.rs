@@ -145,6 +145,9 @@ pub struct Transaction<'e> {
     tcache: TransformCache,
     /// Bytes held by `tcache` (bounded by [`TCACHE_BUDGET`]).
     tcache_bytes: usize,
+    /// The values a rule matched (name, transformed value), in buffers reused from rule to
+    /// rule: swapped with `MATCHED_VARS` once the rule has matched.
+    hit_bufs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Per prefilter group, the patterns that matched some value (computed on first use).
     prefilter_hits: Vec<Option<PatternSet>>,
 }
@@ -191,6 +194,7 @@ impl WafEngine {
             x_crs_test: None,
             tcache: HashMap::with_capacity_and_hasher(128, Default::default()),
             tcache_bytes: 0,
+            hit_bufs: Vec::new(),
             prefilter_hits: vec![None; self.prefilters.len()],
         }
     }
@@ -702,7 +706,10 @@ impl<'e> Transaction<'e> {
         }
         let mut caps: Vec<Vec<u8>> = Vec::new();
         let want = r.capture;
-        let mut hits: Vec<Hit> = Vec::new();
+        let hit_bufs = &mut self.hit_bufs;
+        let mut nhits = 0;
+        // the captures of each hit, when the rule captures
+        let mut hit_caps_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let st = &self.st;
         let tcache = &mut self.tcache;
         let tcache_bytes = &mut self.tcache_bytes;
@@ -758,33 +765,51 @@ impl<'e> Transaction<'e> {
                 hit = check(&cur, &mut caps);
             }
             if hit {
-                hits.push((v.full_name(), cur.into_owned(), hit_caps));
+                if nhits == hit_bufs.len() {
+                    hit_bufs.push(Default::default());
+                }
+                let (name, value) = &mut hit_bufs[nhits];
+                v.write_full_name(name);
+                value.clear();
+                value.extend_from_slice(&cur);
+                if want {
+                    hit_caps_of.push(hit_caps);
+                }
+                nhits += 1;
             }
         }
         drop(vals);
-        if hits.is_empty() {
+        if nhits == 0 {
             return false;
         }
         // as ModSecurity v3: capture and setvar run once per matched value, in order, so a
         // `setvar:tx.x_%{tx.0}` records every match (CRS 920450) and the next chain link sees them
-        let mut all = Vec::with_capacity(hits.len());
-        for (name, value, c) in hits {
-            if let Some(c) = c {
-                for name in CAPTURE_NAMES {
-                    self.st.tx.remove(name);
+        let mut hit_caps_of = hit_caps_of.into_iter();
+        for (name, value) in &self.hit_bufs[..nhits] {
+            if let Some(Some(c)) = hit_caps_of.next() {
+                for name in &CAPTURE_NAMES[c.len().min(CAPTURE_NAMES.len())..] {
+                    self.st.tx.remove(*name);
                 }
                 for (name, g) in CAPTURE_NAMES.iter().zip(c) {
-                    self.st.tx.insert((*name).to_owned(), g);
+                    match self.st.tx.get_mut(*name) {
+                        Some(slot) => *slot = g,
+                        None => {
+                            self.st.tx.insert((*name).to_owned(), g);
+                        }
+                    }
                 }
             }
-            self.st.matched_var_name = name.clone();
-            self.st.matched_var = value.clone();
+            self.st.matched_var_name.clear();
+            self.st.matched_var_name.extend_from_slice(name);
+            self.st.matched_var.clear();
+            self.st.matched_var.extend_from_slice(value);
             for sv in &r.setvars {
                 sv.eval(&mut self.st, &self.engine.pinned);
             }
-            all.push((name, value));
         }
-        self.st.matched_vars = all;
+        // the hits become MATCHED_VARS; the previous ones' buffers serve the next rule
+        std::mem::swap(&mut self.hit_bufs, &mut self.st.matched_vars);
+        self.st.matched_vars.truncate(nhits);
         true
     }
 
@@ -915,7 +940,8 @@ impl<'e> Transaction<'e> {
         if !enforce {
             return None;
         }
-        let message = m.unwrap_or_else(|| format!("[id \"{}\"]", rule.id));
+        // the message of a disruptive action only: most matches are `pass`
+        let message = move || m.unwrap_or_else(|| format!("[id \"{}\"]", rule.id));
         match action {
             Action::Pass => None,
             Action::Allow(scope) => {
@@ -927,13 +953,13 @@ impl<'e> Transaction<'e> {
                 status: status.unwrap_or(403),
                 rule_id: Some(rule.id),
                 disruptive: Disruptive::Deny,
-                message,
+                message: message(),
             }),
             Action::Drop => Some(Intervention {
                 status: status.unwrap_or(403),
                 rule_id: Some(rule.id),
                 disruptive: Disruptive::Drop,
-                message,
+                message: message(),
             }),
             Action::Redirect(url) => {
                 let url = lossy(&crate::macros::Macro::parse(&url).expand(&self.st));
@@ -941,7 +967,7 @@ impl<'e> Transaction<'e> {
                     status: status.filter(|s| (300..400).contains(s)).unwrap_or(302),
                     rule_id: Some(rule.id),
                     disruptive: Disruptive::Redirect(url),
-                    message,
+                    message: message(),
                 })
             }
         }
@@ -995,9 +1021,6 @@ const TCACHE_BUDGET: usize = 1024 * 1024;
 
 /// (transformation chain id, value address, value length) → transformed value (`None` = unchanged).
 type TransformCache = HashMap<(u32, usize, usize), Option<Vec<u8>>, BuildHasherDefault<FxHasher>>;
-
-/// A matched value: full name, transformed value, captures.
-type Hit = (Vec<u8>, Vec<u8>, Option<Vec<Vec<u8>>>);
 
 /// A small multiplicative hasher for the cache keys (integers chosen by us, not by clients).
 #[derive(Default)]

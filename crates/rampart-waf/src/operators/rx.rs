@@ -111,6 +111,15 @@ impl Operator for Rx {
         let re = self.re.get();
         match caps {
             None => re.is_match(value),
+            // without groups, `TX:0` is the match: the DFAs find it, no capture engine
+            Some(caps) if re.captures_len() == 1 => match re.find(value) {
+                None => false,
+                Some(m) => {
+                    caps.clear();
+                    caps.push(m.as_bytes().to_vec());
+                    true
+                }
+            },
             // the lazy DFA answers most values; captures only for the few that match
             Some(_) if !re.is_match(value) => false,
             Some(caps) => match re.captures(value) {
@@ -140,5 +149,32 @@ mod tests {
         assert!(build("^a$").unwrap().is_match(b"a\n"));
         assert!(build("^a$").unwrap().is_match(b"x\na\nb"));
         assert!(build("a.b").unwrap().is_match(b"a\nb"));
+    }
+
+    /// `TX:0` is the leftmost-first match whether or not the pattern has groups.
+    #[test]
+    fn captures_with_and_without_groups() {
+        let ctx = CompileCtx {
+            dir: std::path::Path::new("."),
+        };
+        let st = TxData::default();
+        for (pattern, value, want) in [
+            (
+                "^.*$",
+                &b"x-forwarded-for"[..],
+                &[&b"x-forwarded-for"[..]][..],
+            ),
+            ("b+", b"abbbc", &[b"bbb"]),
+            ("(b+)(c)", b"abbbc", &[b"bbbc", b"bbb", b"c"]),
+            ("z", b"abc", &[]),
+        ] {
+            let rx = Rx::compile(pattern, &ctx).unwrap();
+            let mut caps = Vec::new();
+            let hit = rx.eval(&st, value, Some(&mut caps));
+            assert_eq!(hit, !want.is_empty(), "{pattern}");
+            if hit {
+                assert_eq!(caps, want.iter().map(|c| c.to_vec()).collect::<Vec<_>>());
+            }
+        }
     }
 }

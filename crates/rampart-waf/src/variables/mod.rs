@@ -193,7 +193,7 @@ pub(crate) fn lookup(name: &str) -> Option<(&'static str, Var)> {
 pub(crate) enum Selector {
     All,
     /// Exact key, lowercased (keys compare case-insensitively).
-    Key(Vec<u8>),
+    Key(String),
     Regex(KeyRegex),
 }
 
@@ -295,7 +295,7 @@ impl Selector {
     pub(crate) fn matches(&self, key: &[u8]) -> bool {
         match self {
             Selector::All => true,
-            Selector::Key(k) => k.eq_ignore_ascii_case(key),
+            Selector::Key(k) => k.as_bytes().eq_ignore_ascii_case(key),
             Selector::Regex(r) => r.is_match(key),
         }
     }
@@ -404,7 +404,7 @@ pub(crate) fn compile_target(t: &str) -> Result<Target, CompileError> {
             if var == Var::Xml {
                 // XPath: `//@*` = every attribute value; anything else = the root's text (`/*`)
                 if k == "//@*" {
-                    Selector::Key(k.as_bytes().to_vec())
+                    Selector::Key(k.to_owned())
                 } else {
                     Selector::All
                 }
@@ -413,7 +413,7 @@ pub(crate) fn compile_target(t: &str) -> Result<Target, CompileError> {
                     .map_err(|e| CompileError::new(format!("bad selector regex in {t:?}: {e}")))?;
                 Selector::Regex(re)
             } else {
-                Selector::Key(k.as_bytes().to_ascii_lowercase())
+                Selector::Key(k.to_ascii_lowercase())
             }
         }
     };
@@ -472,13 +472,21 @@ pub(crate) fn is_stable(v: Var) -> bool {
 
 impl VarValue<'_> {
     /// `MATCHED_VAR_NAME` form: `ARGS:foo`, `REQUEST_URI`.
+    #[cfg(test)]
     pub(crate) fn full_name(&self) -> Vec<u8> {
-        let mut n = self.coll.as_bytes().to_vec();
-        if !self.key.is_empty() {
-            n.push(b':');
-            n.extend_from_slice(&self.key);
-        }
+        let mut n = Vec::new();
+        self.write_full_name(&mut n);
         n
+    }
+
+    /// [`VarValue::full_name`] into `out` (cleared first), reusing its buffer.
+    pub(crate) fn write_full_name(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(self.coll.as_bytes());
+        if !self.key.is_empty() {
+            out.push(b':');
+            out.extend_from_slice(&self.key);
+        }
     }
 }
 
@@ -594,9 +602,7 @@ pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mu
         Var::Tx => {
             // `TX:name` is a map lookup (keys are stored lowercased, as selectors are)
             if let Selector::Key(k) = &t.sel {
-                if let Some((k, v)) = std::str::from_utf8(k)
-                    .ok()
-                    .and_then(|k| st.tx.get_key_value(k))
+                if let Some((k, v)) = st.tx.get_key_value(k.as_str())
                     && !excl
                         .iter()
                         .any(|e| e.var == t.var && e.sel.matches(k.as_bytes()))
@@ -720,20 +726,11 @@ pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mu
     if t.count {
         let n = out.len() - start;
         out.truncate(start);
-        let full = match &t.sel {
-            Selector::Key(k) => {
-                let mut s = format!("&{name}:").into_bytes();
-                s.extend_from_slice(k);
-                s
-            }
-            _ => format!("&{name}").into_bytes(),
-        };
         out.push(VarValue {
             coll: name,
             key: Cow::Owned(Vec::new()),
             value: num(n),
         });
-        let _ = full;
     }
 }
 
