@@ -252,13 +252,12 @@ impl Word {
                 .is_some_and(|s| s.eq_ignore_ascii_case(w))
         };
         if self.anchored {
-            at(0)
-                || key
-                    .iter()
-                    .enumerate()
-                    .any(|(i, &c)| c == b'\n' && at(i + 1))
+            at(0) || memchr::memchr_iter(b'\n', key).any(|i| at(i + 1))
         } else {
-            key.len() >= w.len() && (0..=key.len() - w.len()).any(at)
+            // candidates start where the word's first byte (either case) occurs
+            let (lo, up) = (w[0], w[0].to_ascii_uppercase());
+            key.len() >= w.len()
+                && memchr::memchr2_iter(lo, up, &key[..=key.len() - w.len()]).any(at)
         }
     }
 }
@@ -737,6 +736,21 @@ pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// On any key made of the words' letters, their case variants, `\n` and other bytes,
+        /// a word selector answers as its regex.
+        #[test]
+        fn word_selectors_agree_on_any_key(key in proptest::collection::vec(
+            proptest::sample::select(b"aAbBiIdDmMsScC_-xX\n\xff.".to_vec()), 0..24)) {
+            for p in ["^MSC_", "__utm", "^id?", "ab+", "ic", "^x-", "_c*"] {
+                let k = KeyRegex::new(p).unwrap();
+                proptest::prop_assert!(k.word.is_some(), "{p}");
+                let plain = Regex::new(&format!("(?i-u)(?sm){}", crate::operators::rx::pcre_to_rust(p))).unwrap();
+                proptest::prop_assert_eq!(k.is_match(&key), plain.is_match(&key), "{} on {:?}", p, key);
+            }
+        }
+    }
 
     /// A word selector answers exactly as its regex does.
     #[test]
