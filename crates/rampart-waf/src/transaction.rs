@@ -678,6 +678,50 @@ impl<'e> Transaction<'e> {
         {
             return false;
         }
+        let (nhits, hit_caps_of) = self.match_values(r, op, head);
+        if nhits == 0 {
+            return false;
+        }
+        // as ModSecurity v3: capture and setvar run once per matched value, in order, so a
+        // `setvar:tx.x_%{tx.0}` records every match (CRS 920450) and the next chain link sees them
+        let mut hit_caps_of = hit_caps_of.into_iter();
+        for (name, value) in &self.hit_bufs[..nhits] {
+            if let Some(Some(c)) = hit_caps_of.next() {
+                for name in &CAPTURE_NAMES[c.len().min(CAPTURE_NAMES.len())..] {
+                    self.st.tx.remove(*name);
+                }
+                for (name, g) in CAPTURE_NAMES.iter().zip(c) {
+                    match self.st.tx.get_mut(*name) {
+                        Some(slot) => *slot = g,
+                        None => {
+                            self.st.tx.insert((*name).to_owned(), g);
+                        }
+                    }
+                }
+            }
+            self.st.matched_var_name.clear();
+            self.st.matched_var_name.extend_from_slice(name);
+            self.st.matched_var.clear();
+            self.st.matched_var.extend_from_slice(value);
+            for sv in &r.setvars {
+                sv.eval(&mut self.st, &self.engine.pinned);
+            }
+        }
+        // the hits become MATCHED_VARS; the previous ones' buffers serve the next rule
+        std::mem::swap(&mut self.hit_bufs, &mut self.st.matched_vars);
+        self.st.matched_vars.truncate(nhits);
+        true
+    }
+
+    /// Runs `op` over the values of `r`'s targets (transformed) and writes each match into
+    /// `hit_bufs`: returns how many matched and, when the rule captures, each match's groups.
+    /// The values live only here (a `Values` is large: dropped in place, never moved).
+    fn match_values(
+        &mut self,
+        r: &Rule,
+        op: &crate::operators::CompiledOp,
+        head: &Rule,
+    ) -> (usize, Vec<Option<Vec<Vec<u8>>>>) {
         let mut excl: SmallVec<[&Target; 8]> = r.excludes.iter().collect();
         for rt in &self.removed_targets {
             match rt {
@@ -778,39 +822,7 @@ impl<'e> Transaction<'e> {
                 nhits += 1;
             }
         }
-        drop(vals);
-        if nhits == 0 {
-            return false;
-        }
-        // as ModSecurity v3: capture and setvar run once per matched value, in order, so a
-        // `setvar:tx.x_%{tx.0}` records every match (CRS 920450) and the next chain link sees them
-        let mut hit_caps_of = hit_caps_of.into_iter();
-        for (name, value) in &self.hit_bufs[..nhits] {
-            if let Some(Some(c)) = hit_caps_of.next() {
-                for name in &CAPTURE_NAMES[c.len().min(CAPTURE_NAMES.len())..] {
-                    self.st.tx.remove(*name);
-                }
-                for (name, g) in CAPTURE_NAMES.iter().zip(c) {
-                    match self.st.tx.get_mut(*name) {
-                        Some(slot) => *slot = g,
-                        None => {
-                            self.st.tx.insert((*name).to_owned(), g);
-                        }
-                    }
-                }
-            }
-            self.st.matched_var_name.clear();
-            self.st.matched_var_name.extend_from_slice(name);
-            self.st.matched_var.clear();
-            self.st.matched_var.extend_from_slice(value);
-            for sv in &r.setvars {
-                sv.eval(&mut self.st, &self.engine.pinned);
-            }
-        }
-        // the hits become MATCHED_VARS; the previous ones' buffers serve the next rule
-        std::mem::swap(&mut self.hit_bufs, &mut self.st.matched_vars);
-        self.st.matched_vars.truncate(nhits);
-        true
+        (nhits, hit_caps_of)
     }
 
     /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
@@ -854,6 +866,10 @@ impl<'e> Transaction<'e> {
                                 }
                             }
                         }
+                    }
+                    // (iterating a set visits every member: skip the common empty one)
+                    if found.is_empty() {
+                        continue;
                     }
                     // a pattern counts only on what its own rule's chain makes of the value
                     for p in found.iter() {

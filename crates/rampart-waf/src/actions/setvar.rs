@@ -80,9 +80,14 @@ impl SetVar {
         }
         let key = match &self.literal_key {
             Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
-            None => std::borrow::Cow::Owned(
-                String::from_utf8_lossy(&self.key.expand(st)).to_ascii_lowercase(),
-            ),
+            None => {
+                let mut k = self.key.expand(st).into_owned();
+                k.make_ascii_lowercase();
+                std::borrow::Cow::Owned(
+                    String::from_utf8(k)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
+            }
         };
         if pinned.iter().any(|(k, _)| *k == key) {
             return;
@@ -91,31 +96,44 @@ impl SetVar {
             SetOp::Delete => {
                 st.tx.remove(key.as_ref());
             }
-            SetOp::Set(v) => {
-                let v = v.expand(st).into_owned();
-                match st.tx.get_mut(key.as_ref()) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        st.tx.insert(key.into_owned(), v);
+            // a constant value is copied into the variable's buffer when it exists
+            SetOp::Set(v) => match (v.literal(), st.tx.get_mut(key.as_ref())) {
+                (Some(lit), Some(slot)) => {
+                    slot.clear();
+                    slot.extend_from_slice(lit);
+                }
+                (Some(lit), None) => {
+                    st.tx.insert(key.into_owned(), lit.to_vec());
+                }
+                (None, _) => {
+                    let v = v.expand(st).into_owned();
+                    match st.tx.get_mut(key.as_ref()) {
+                        Some(slot) => *slot = v,
+                        None => {
+                            st.tx.insert(key.into_owned(), v);
+                        }
                     }
                 }
-            }
+            },
             SetOp::Add(v) | SetOp::Sub(v) => {
                 let d = parse_int(&v.expand(st));
-                let cur = st.tx.get(key.as_ref()).map(|c| parse_int(c)).unwrap_or(0);
-                let n = if matches!(self.op, SetOp::Add(_)) {
-                    cur.saturating_add(d)
-                } else {
-                    cur.saturating_sub(d)
+                let add = matches!(self.op, SetOp::Add(_));
+                let apply = |cur: i64| {
+                    if add {
+                        cur.saturating_add(d)
+                    } else {
+                        cur.saturating_sub(d)
+                    }
                 };
                 let mut digits = itoa::Buffer::new();
-                let n = digits.format(n).as_bytes();
                 match st.tx.get_mut(key.as_ref()) {
                     Some(slot) => {
+                        let n = digits.format(apply(parse_int(slot))).as_bytes();
                         slot.clear();
                         slot.extend_from_slice(n);
                     }
                     None => {
+                        let n = digits.format(apply(0)).as_bytes();
                         st.tx.insert(key.into_owned(), n.to_vec());
                     }
                 }
@@ -137,6 +155,9 @@ mod tests {
             "tx.b=x-%{tx.crit}",
             "tx.c",
             "tx.a=-1",
+            "tx.Key_%{tx.crit}=v",
+            "tx.key_5=w",
+            "tx.New=+3",
             "!tx.crit",
             "ip.x=1",
         ] {
@@ -146,6 +167,9 @@ mod tests {
         assert_eq!(st.tx_get("b"), Some(&b"x-5"[..]));
         assert_eq!(st.tx_get("c"), Some(&b"1"[..]));
         assert_eq!(st.tx_get("crit"), None);
+        // keys from macros are lowercased like literal ones; a set replaces, an add creates
+        assert_eq!(st.tx_get("key_5"), Some(&b"w"[..]));
+        assert_eq!(st.tx_get("new"), Some(&b"3"[..]));
         assert!(SetVar::compile("nodot").is_err());
     }
 }
