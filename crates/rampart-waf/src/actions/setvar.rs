@@ -96,16 +96,18 @@ impl SetVar {
             SetOp::Delete => {
                 st.tx.remove(key.as_ref());
             }
-            // a constant value is copied into the variable's buffer when it exists
-            SetOp::Set(v) => match (v.literal(), st.tx.get_mut(key.as_ref())) {
-                (Some(lit), Some(slot)) => {
-                    slot.clear();
-                    slot.extend_from_slice(lit);
-                }
-                (Some(lit), None) => {
-                    st.tx.insert(key.into_owned(), lit.to_vec());
-                }
-                (None, _) => {
+            SetOp::Set(v) => match v.literal() {
+                // a constant is copied into the variable's buffer when it exists
+                Some(lit) => match st.tx.get_mut(key.as_ref()) {
+                    Some(slot) => {
+                        slot.clear();
+                        slot.extend_from_slice(lit);
+                    }
+                    None => {
+                        st.tx.insert(key.into_owned(), lit.to_vec());
+                    }
+                },
+                None => {
                     let v = v.expand(st).into_owned();
                     match st.tx.get_mut(key.as_ref()) {
                         Some(slot) => *slot = v,

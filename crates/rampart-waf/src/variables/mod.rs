@@ -470,15 +470,8 @@ pub(crate) fn is_stable(v: Var) -> bool {
 }
 
 impl VarValue<'_> {
-    /// `MATCHED_VAR_NAME` form: `ARGS:foo`, `REQUEST_URI`.
-    #[cfg(test)]
-    pub(crate) fn full_name(&self) -> Vec<u8> {
-        let mut n = Vec::new();
-        self.write_full_name(&mut n);
-        n
-    }
-
-    /// [`VarValue::full_name`] into `out` (cleared first), reusing its buffer.
+    /// The `MATCHED_VAR_NAME` form (`ARGS:foo`, `REQUEST_URI`) into `out`, cleared first
+    /// (its buffer is reused from match to match).
     pub(crate) fn write_full_name(&self, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(self.coll.as_bytes());
@@ -871,7 +864,9 @@ mod tests {
         let mut out = Values::new();
         collect(&st, &t, &[&e], &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].full_name(), b"ARGS:a");
+        let mut name = b"stale".to_vec();
+        out[0].write_full_name(&mut name);
+        assert_eq!(name, b"ARGS:a");
         let mut out = Values::new();
         collect(&st, &compile_target("&ARGS").unwrap(), &[], &mut out);
         assert_eq!(&*out[0].value, b"2");
