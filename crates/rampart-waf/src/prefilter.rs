@@ -10,7 +10,11 @@
 //! first rule of a group a transaction evaluates, every value of that union goes through each
 //! of the members' chains; each distinct output is scanned once (benign values mostly come out
 //! of every chain unchanged, so one scan serves them all), and a pattern or phrase found in an
-//! output counts only for members whose own chain makes that output of the value. A rule found
+//! output counts only for members whose own chain makes that output of the value. A chain is
+//! not run on a value that holds none of the bytes its transformations rewrite, and what a
+//! chain makes of a value goes to the transaction's transformation cache, where the other
+//! groups and the rules find it. A regex set first answers whether any member matches (the
+//! plain search, faster than the overlapping one) and only then which. A rule found
 //! in none cannot match its own values (a subset of the union, transformed by the same chain):
 //! it is skipped without reading its targets. A rule that was found is evaluated as usual, so
 //! what a rule reports never depends on the prefilter.
@@ -36,8 +40,13 @@ use crate::variables::{self, Target};
 pub(crate) struct Prefilter {
     /// The members' distinct transformation chains: cache id ([`Rule::tchain`]) and functions.
     pub chains: Vec<(u32, Vec<(usize, Transform)>)>,
-    /// For pattern `i`, the index in `chains` of its rule's chain.
-    pub chain_of: Vec<u8>,
+    /// For each of `chains`, the features ([`crate::transforms::features`]) a value needs for
+    /// the chain to possibly change it; `None` when it changes every value.
+    pub chain_touch: Vec<Option<u32>>,
+    /// For each of `chains`, the members (one bit each) whose rule has that chain.
+    pub chain_members: Vec<u64>,
+    /// How many rules the group answers for.
+    pub len: usize,
     /// The group's targets (each once, without exclusions).
     pub targets: Vec<Target>,
     /// Finds which members' patterns occur in a value.
@@ -50,17 +59,23 @@ pub(crate) enum Matcher {
     /// `@rx` members: pattern `i` is member `i`'s.
     Regex(PerThread<meta::Regex>),
     /// `@pm` / `@pmFromFile` members: every distinct phrase of their lists (ASCII
-    /// case-insensitive, all occurrences reported) and the members whose lists hold it.
+    /// case-insensitive, all occurrences reported) and the members (one bit each) whose
+    /// lists hold it.
     Phrases {
         ac: AhoCorasick,
-        members_of: Vec<Vec<u32>>,
+        members_of: Vec<u64>,
     },
 }
 
 impl Prefilter {
     /// How many rules the group answers for.
     pub(crate) fn members(&self) -> usize {
-        self.chain_of.len()
+        self.len
+    }
+
+    /// Every member's bit.
+    pub(crate) fn all_members(&self) -> u64 {
+        u64::MAX >> (64 - self.members())
     }
 }
 
@@ -68,11 +83,9 @@ impl Prefilter {
 const MIN_GROUP: usize = 2;
 
 /// Larger groups are split: past a few dozen patterns a set's lazy DFA grows faster than
-/// the scans it saves.
+/// the scans it saves. (A member is one bit of a `u64` while scanning.)
 pub(crate) const MAX_GROUP: usize = 64;
-
-/// Distinct chains per group (a chain is one bit of a mask while scanning).
-const MAX_CHAINS: usize = 64;
+const _: () = assert!(MAX_GROUP <= 64);
 
 /// Builds the groups and records each member's place in `rules[..].prefilter`.
 pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
@@ -95,20 +108,18 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 continue;
             }
             let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
-            let mut chain_of = Vec::with_capacity(members.len());
-            for &i in members {
+            let mut chain_members: Vec<u64> = Vec::new();
+            for (slot, &i) in members.iter().enumerate() {
                 let r = &rules[i];
                 let c = match chains.iter().position(|(id, _)| *id == r.tchain) {
                     Some(c) => c,
                     None => {
                         chains.push((r.tchain, r.transforms.clone()));
+                        chain_members.push(0);
                         chains.len() - 1
                     }
                 };
-                chain_of.push(c as u8);
-            }
-            if chains.len() > MAX_CHAINS {
-                continue;
+                chain_members[c] |= 1 << slot;
             }
             let kinds: Vec<Kind> = members
                 .iter()
@@ -131,14 +142,27 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 rules[i].prefilter = Some((group, slot as u32));
             }
             out.push(Prefilter {
+                chain_touch: chains.iter().map(|(_, c)| touch(c)).collect(),
                 chains,
-                chain_of,
+                chain_members,
+                len: members.len(),
                 targets,
                 matcher,
             });
         }
     }
     out
+}
+
+/// The features a value needs for `chain` to possibly change it (`None`: it changes every
+/// value): a chain whose every transformation skips the value leaves it as it is.
+fn touch(chain: &[(usize, Transform)]) -> Option<u32> {
+    chain.iter().try_fold(0, |acc, &(i, _)| {
+        match crate::transforms::identity_unless(i) {
+            crate::transforms::CHANGES => None,
+            unless => Some(acc | unless),
+        }
+    })
 }
 
 /// What a rule contributes to a group.
@@ -163,7 +187,7 @@ fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
     }
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut phrases: Vec<Vec<u8>> = Vec::new();
-    let mut members_of: Vec<Vec<u32>> = Vec::new();
+    let mut members_of: Vec<u64> = Vec::new();
     for (slot, k) in kinds.iter().enumerate() {
         let Kind::Phrases(list) = k else {
             return None;
@@ -171,12 +195,10 @@ fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
         for p in *list {
             let i = *index.entry(p.to_ascii_lowercase()).or_insert_with(|| {
                 phrases.push(p.clone());
-                members_of.push(Vec::new());
+                members_of.push(0);
                 phrases.len() - 1
             });
-            if members_of[i].last() != Some(&(slot as u32)) {
-                members_of[i].push(slot as u32);
-            }
+            members_of[i] |= 1 << slot;
         }
     }
     let ac = AhoCorasick::builder()
@@ -330,5 +352,27 @@ SecRule ARGS "@rx evil" "id:14,phase:1,pass,log,t:none"
         assert_eq!(matched(&e, "/?q=ab", &[]), Vec::<u32>::new());
         assert_eq!(matched(&e, "/?q=Cd&r=d", &[]), [7, 8]);
         assert_eq!(matched(&e, "/?q=D", &[]), Vec::<u32>::new());
+    }
+
+    const CHANGING_RULES: &str = r#"
+SecRule ARGS "@rx ^3$" "id:21,phase:1,pass,log,t:none,t:length"
+SecRule ARGS "@rx ^abc$" "id:22,phase:1,pass,log,t:none"
+SecRule ARGS "@rx ^0$" "id:23,phase:1,pass,log,t:none,t:length"
+SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowercase"
+"#;
+
+    #[test]
+    fn chains_run_unless_the_value_lacks_what_they_rewrite() {
+        let e = engine(CHANGING_RULES);
+        assert_eq!(e.prefilters.len(), 1);
+        let touch: Vec<Option<u32>> = e.prefilters[0].chain_touch.clone();
+        use crate::transforms::feature::*;
+        // `length` changes every value, even an empty one
+        assert_eq!(touch, [None, Some(0), Some(PERCENT | PLUS | UPPER)]);
+        assert_eq!(matched(&e, "/?q=abc", &[]), [21, 22, 24]);
+        assert_eq!(matched(&e, "/?q=", &[]), [23]);
+        // (`%2542` is `%42` once the query is parsed, then `B`)
+        assert_eq!(matched(&e, "/?q=A%2542c", &[]), [24]);
+        assert_eq!(matched(&e, "/?q=ab", &[]), Vec::<u32>::new());
     }
 }

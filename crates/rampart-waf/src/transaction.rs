@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use regex_automata::{Input, PatternID, PatternSet};
+use regex_automata::{Input, PatternSet};
 use smallvec::SmallVec;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -141,15 +141,16 @@ pub struct Transaction<'e> {
     ran: [bool; 6],
     content_type: Vec<u8>,
     x_crs_test: Option<String>,
-    /// Transformation cache, see [`TransformCache`].
+    /// Transformations of request and response values, see [`TransformCache`].
     tcache: TransformCache,
-    /// Bytes held by `tcache` (bounded by [`TCACHE_BUDGET`]).
-    tcache_bytes: usize,
     /// The values a rule matched (name, transformed value), in buffers reused from rule to
     /// rule: swapped with `MATCHED_VARS` once the rule has matched.
     hit_bufs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Per prefilter group, the patterns that matched some value (computed on first use).
-    prefilter_hits: Vec<Option<PatternSet>>,
+    /// Per prefilter group, the members (one bit each) found in some value (computed on
+    /// first use).
+    prefilter_hits: Vec<Option<u64>>,
+    /// The regex sets' scratch result (sized for the largest group).
+    prefilter_found: Option<PatternSet>,
 }
 
 impl WafEngine {
@@ -192,10 +193,10 @@ impl WafEngine {
             ran: [false; 6],
             content_type: Vec::new(),
             x_crs_test: None,
-            tcache: HashMap::with_capacity_and_hasher(128, Default::default()),
-            tcache_bytes: 0,
+            tcache: TransformCache::default(),
             hit_bufs: Vec::new(),
             prefilter_hits: vec![None; self.prefilters.len()],
+            prefilter_found: None,
         }
     }
 }
@@ -236,7 +237,6 @@ impl<'e> Transaction<'e> {
         headers: &[(&[u8], &[u8])],
     ) -> Option<Intervention> {
         self.tcache.clear();
-        self.tcache_bytes = 0;
         let st = &mut self.st;
         st.method = method.as_bytes().to_vec();
         st.protocol = protocol.as_bytes().to_vec();
@@ -355,7 +355,6 @@ impl<'e> Transaction<'e> {
 
     fn parse_request_body(&mut self) {
         self.tcache.clear();
-        self.tcache_bytes = 0;
         let body = std::mem::take(&mut self.req_body);
         let cfg = &self.engine.config;
         let proc_name = self.body_processor.clone();
@@ -457,7 +456,6 @@ impl<'e> Transaction<'e> {
     ) -> Option<Intervention> {
         // replaces buffers the transformation cache may point at
         self.tcache.clear();
-        self.tcache_bytes = 0;
         self.st.resp_status = status.to_string().into_bytes();
         self.st.resp_protocol = protocol.as_bytes().to_vec();
         self.st.resp_headers = headers
@@ -505,7 +503,6 @@ impl<'e> Transaction<'e> {
     pub fn process_response_body(&mut self) -> Option<Intervention> {
         if self.wants_response_body() {
             self.tcache.clear();
-            self.tcache_bytes = 0;
             self.st.resp_body = std::mem::take(&mut self.resp_body);
         }
         self.run_phase(4)
@@ -756,7 +753,6 @@ impl<'e> Transaction<'e> {
         let mut hit_caps_of: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
         let st = &self.st;
         let tcache = &mut self.tcache;
-        let tcache_bytes = &mut self.tcache_bytes;
         let cacheable = !r.multi_match && r.tchain != 0;
         let mut seg = 0;
         for (vi, v) in vals.iter().enumerate() {
@@ -776,7 +772,7 @@ impl<'e> Transaction<'e> {
             };
             let value: &[u8] = &v.value;
             let cur: Cow<[u8]> = if cacheable && stable && matches!(v.value, Cow::Borrowed(_)) {
-                transformed(tcache, tcache_bytes, r.tchain, &r.transforms, value)
+                tcache.transformed(r.tchain, &r.transforms, value)
             } else if !r.multi_match {
                 match apply_chain(value, &r.transforms) {
                     Some(t) => Cow::Owned(t),
@@ -828,65 +824,102 @@ impl<'e> Transaction<'e> {
     /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
     /// (the set runs over them on the group's first use in the transaction).
     fn prefilter_hit(&mut self, group: usize, slot: usize) -> bool {
-        if self.prefilter_hits[group].is_none() {
-            let pf = &self.engine.prefilters[group];
-            let mut hits = PatternSet::new(pf.members());
-            let mut found = PatternSet::new(pf.members());
-            let mut vals: variables::Values = SmallVec::new();
-            for t in &pf.targets {
-                variables::collect(&self.st, t, &[], &mut vals);
+        let hits = match self.prefilter_hits[group] {
+            Some(hits) => hits,
+            None => {
+                let hits = self.prefilter_scan(group);
+                self.prefilter_hits[group] = Some(hits);
+                hits
             }
-            // each distinct output of the members' chains, with the chains that produce it
-            // (one bit per chain): most values come out of most chains unchanged, so one
-            // scan usually serves every chain
-            let mut outputs: SmallVec<[(Option<Vec<u8>>, u64); 4]> = SmallVec::new();
-            for v in &vals {
-                let value: &[u8] = &v.value;
-                let have = transforms::features(value);
-                outputs.clear();
-                for (c, (_, chain)) in pf.chains.iter().enumerate() {
-                    let out = apply_chain_from(value, have, chain);
-                    match outputs.iter_mut().find(|(o, _)| *o == out) {
-                        Some((_, mask)) => *mask |= 1 << c,
-                        None => outputs.push((out, 1 << c)),
+        };
+        hits & (1 << slot) != 0
+    }
+
+    /// Runs prefilter `group` over its values: the members (one bit each) found in what their
+    /// own chain makes of some value.
+    #[inline(never)]
+    fn prefilter_scan(&mut self, group: usize) -> u64 {
+        let pf = &self.engine.prefilters[group];
+        let all = pf.all_members();
+        let mut hits = 0u64;
+        let found = self
+            .prefilter_found
+            .get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
+        let mut vals: variables::Values = SmallVec::new();
+        for t in &pf.targets {
+            variables::collect(&self.st, t, &[], &mut vals);
+        }
+        // each distinct output of the members' chains, with the members whose chain produces
+        // it: most values come out of most chains unchanged, so one scan usually serves every
+        // chain. What a chain makes of a value is kept for the other groups and the rules.
+        let tcache = &mut self.tcache;
+        for v in &vals {
+            let value: &[u8] = &v.value;
+            let cacheable = matches!(v.value, Cow::Borrowed(_));
+            let have = if cacheable {
+                tcache.features(value)
+            } else {
+                transforms::features(value)
+            };
+            let rewriting = |c: usize| pf.chain_touch[c].is_none_or(|t| t & have != 0);
+            if cacheable {
+                for (c, (id, chain)) in pf.chains.iter().enumerate() {
+                    if rewriting(c) {
+                        tcache.fill(*id, chain, value, have);
                     }
                 }
-                for (out, mask) in &outputs {
-                    let hay = out.as_deref().unwrap_or(value);
-                    found.clear();
-                    match &pf.matcher {
-                        Matcher::Regex(set) => {
-                            set.get()
-                                .which_overlapping_matches(&Input::new(hay), &mut found);
-                        }
-                        Matcher::Phrases { ac, members_of } => {
-                            for m in ac.find_overlapping_iter(hay) {
-                                for &slot in &members_of[m.pattern().as_usize()] {
-                                    let _ = found.try_insert(PatternID::must(slot as usize));
-                                }
+            }
+            let tcache = &*tcache;
+            let mut outputs: SmallVec<[Output; 4]> = SmallVec::new();
+            for (c, (id, chain)) in pf.chains.iter().enumerate() {
+                let out = if !rewriting(c) {
+                    None
+                } else {
+                    match cacheable.then(|| tcache.cached(*id, value)).flatten() {
+                        Some(out) => out.map(Cow::Borrowed),
+                        None => apply_chain_from(value, have, chain).map(Cow::Owned),
+                    }
+                };
+                let members = pf.chain_members[c];
+                match outputs.iter_mut().find(|(o, _)| *o == out) {
+                    Some((_, mask)) => *mask |= members,
+                    None => outputs.push((out, members)),
+                }
+            }
+            for (out, members) in &outputs {
+                // members already found need no second look
+                if *members & !hits == 0 {
+                    continue;
+                }
+                let hay = out.as_deref().unwrap_or(value);
+                let mut seen = 0u64;
+                match &pf.matcher {
+                    Matcher::Regex(set) => {
+                        let set = set.get();
+                        // a benign value matches no member: the plain search, which stops at
+                        // the first match, is faster than the overlapping one
+                        if set.is_match(Input::new(hay)) {
+                            found.clear();
+                            set.which_overlapping_matches(&Input::new(hay), found);
+                            for p in found.iter() {
+                                seen |= 1 << p.as_usize();
                             }
                         }
                     }
-                    // (iterating a set visits every member: skip the common empty one)
-                    if found.is_empty() {
-                        continue;
-                    }
-                    // a pattern counts only on what its own rule's chain makes of the value
-                    for p in found.iter() {
-                        if mask & (1 << pf.chain_of[p.as_usize()]) != 0 {
-                            hits.insert(p);
+                    Matcher::Phrases { ac, members_of } => {
+                        for m in ac.find_overlapping_iter(hay) {
+                            seen |= members_of[m.pattern().as_usize()];
                         }
                     }
                 }
-                if hits.is_full() {
-                    break;
-                }
+                // a pattern counts only on what its own rule's chain makes of the value
+                hits |= seen & members;
             }
-            self.prefilter_hits[group] = Some(hits);
+            if hits == all {
+                break;
+            }
         }
-        self.prefilter_hits[group]
-            .as_ref()
-            .is_some_and(|h| PatternID::new(slot).is_ok_and(|p| h.contains(p)))
+        hits
     }
 
     fn on_match(&mut self, rule: &Rule, phase: u8) -> Option<Intervention> {
@@ -1035,8 +1068,115 @@ const TCACHE_MAX_VALUE: usize = 16 * 1024;
 /// Upper bound of the memory the transformation cache of one transaction may hold.
 const TCACHE_BUDGET: usize = 1024 * 1024;
 
-/// (transformation chain id, value address, value length) → transformed value (`None` = unchanged).
-type TransformCache = HashMap<(u32, usize, usize), Option<Vec<u8>>, BuildHasherDefault<FxHasher>>;
+/// What the transformation chains make of request and response values, and which byte
+/// classes ([`transforms::features`]) those values hold. Request and response buffers are
+/// written once per transaction, so a value's (address, length) identifies it; the cache is
+/// cleared whenever they are replaced. Only such values may be looked up here.
+struct TransformCache {
+    /// (transformation chain id, value address, value length) → transformed value (`None` =
+    /// unchanged).
+    outputs: HashMap<(u32, usize, usize), Option<Vec<u8>>, Fx>,
+    /// Bytes held by `outputs` (bounded by [`TCACHE_BUDGET`]).
+    bytes: usize,
+    /// (value address, value length) → the value's features, for values long enough that a
+    /// lookup is cheaper than a pass over their bytes.
+    features: HashMap<(usize, usize), u32, Fx>,
+}
+
+type Fx = BuildHasherDefault<FxHasher>;
+
+/// What some chains make of a value (`None`: the value unchanged) and the group members
+/// (one bit each) whose chain that is.
+type Output<'a> = (Option<Cow<'a, [u8]>>, u64);
+
+/// Shorter values have their features computed each time.
+const FEATURES_CACHED_FROM: usize = 48;
+
+impl Default for TransformCache {
+    fn default() -> Self {
+        TransformCache {
+            outputs: HashMap::with_capacity_and_hasher(128, Default::default()),
+            bytes: 0,
+            features: HashMap::with_capacity_and_hasher(32, Default::default()),
+        }
+    }
+}
+
+impl TransformCache {
+    fn clear(&mut self) {
+        self.outputs.clear();
+        self.bytes = 0;
+        self.features.clear();
+    }
+
+    /// The [`transforms::features`] of `value`.
+    fn features(&mut self, value: &[u8]) -> u32 {
+        if value.len() < FEATURES_CACHED_FROM || value.len() > TCACHE_MAX_VALUE {
+            return transforms::features(value);
+        }
+        *self
+            .features
+            .entry((value.as_ptr() as usize, value.len()))
+            .or_insert_with(|| transforms::features(value))
+    }
+
+    /// Puts what chain `tchain` makes of `value` (whose features are `have`) in the cache,
+    /// unless it is there or the cache is full.
+    fn fill(
+        &mut self,
+        tchain: u32,
+        transforms: &[(usize, crate::transforms::Transform)],
+        value: &[u8],
+        have: u32,
+    ) {
+        if value.len() > TCACHE_MAX_VALUE || self.bytes >= TCACHE_BUDGET {
+            return;
+        }
+        let bytes = &mut self.bytes;
+        self.outputs
+            .entry((tchain, value.as_ptr() as usize, value.len()))
+            .or_insert_with(|| {
+                let t = apply_chain_from(value, have, transforms);
+                *bytes += t.as_ref().map_or(0, Vec::len) + 32;
+                t
+            });
+    }
+
+    /// What chain `tchain` makes of `value` if the cache holds it: `Some(None)` for unchanged.
+    fn cached(&self, tchain: u32, value: &[u8]) -> Option<Option<&[u8]>> {
+        self.outputs
+            .get(&(tchain, value.as_ptr() as usize, value.len()))
+            .map(|t| t.as_deref())
+    }
+
+    /// `value` through a transformation chain, from the cache when it holds the result.
+    fn transformed<'a>(
+        &'a mut self,
+        tchain: u32,
+        transforms: &[(usize, crate::transforms::Transform)],
+        value: &'a [u8],
+    ) -> Cow<'a, [u8]> {
+        if value.len() > TCACHE_MAX_VALUE || self.bytes >= TCACHE_BUDGET {
+            return match apply_chain(value, transforms) {
+                Some(t) => Cow::Owned(t),
+                None => Cow::Borrowed(value),
+            };
+        }
+        let bytes = &mut self.bytes;
+        let t = self
+            .outputs
+            .entry((tchain, value.as_ptr() as usize, value.len()))
+            .or_insert_with(|| {
+                let t = apply_chain(value, transforms);
+                *bytes += t.as_ref().map_or(0, Vec::len) + 32;
+                t
+            });
+        match t {
+            Some(t) => Cow::Borrowed(t.as_slice()),
+            None => Cow::Borrowed(value),
+        }
+    }
+}
 
 /// A small multiplicative hasher for the cache keys (integers chosen by us, not by clients).
 #[derive(Default)]
@@ -1059,35 +1199,6 @@ impl Hasher for FxHasher {
     }
     fn finish(&self) -> u64 {
         self.0
-    }
-}
-
-/// `value` through a transformation chain, from the cache when it holds the result.
-/// `value` must live in a request or response buffer (see [`variables::is_stable`]).
-fn transformed<'a>(
-    tcache: &'a mut TransformCache,
-    tcache_bytes: &mut usize,
-    tchain: u32,
-    transforms: &[(usize, crate::transforms::Transform)],
-    value: &'a [u8],
-) -> Cow<'a, [u8]> {
-    if value.len() > TCACHE_MAX_VALUE || *tcache_bytes >= TCACHE_BUDGET {
-        return match apply_chain(value, transforms) {
-            Some(t) => Cow::Owned(t),
-            None => Cow::Borrowed(value),
-        };
-    }
-    // request/response buffers are written once per transaction, so (chain, address, length)
-    // identifies a value; the cache is cleared whenever they are replaced
-    let key = (tchain, value.as_ptr() as usize, value.len());
-    let t = tcache.entry(key).or_insert_with(|| {
-        let t = apply_chain(value, transforms);
-        *tcache_bytes += t.as_ref().map_or(0, Vec::len) + 32;
-        t
-    });
-    match t {
-        Some(t) => Cow::Borrowed(t.as_slice()),
-        None => Cow::Borrowed(value),
     }
 }
 
