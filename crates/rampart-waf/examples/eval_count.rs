@@ -103,4 +103,22 @@ fn main() {
     json.push_str("]},\"email\":\"jane@example.com\"}");
     let warm = warm_up(&e, json.as_bytes());
     println!("{}", workload(&e, json.as_bytes()) + warm);
+    // `EVAL_REPEAT=n`: the workload n times more, timed (wall clock, for comparing builds
+    // on a quiet machine; instruction counts are the steadier measure)
+    if let Some(n) = std::env::var("EVAL_REPEAT")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        let per_run = match std::env::var("EVAL_ONLY").as_deref() {
+            Ok("GET") | Ok("POST") => 10,
+            _ => 20,
+        };
+        let t = std::time::Instant::now();
+        let mut total = 0;
+        for _ in 0..n {
+            total += transactions(&e, json.as_bytes());
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / f64::from(n * per_run);
+        eprintln!("{per:.1} us per transaction ({total})");
+    }
 }

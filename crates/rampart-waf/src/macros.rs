@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use crate::state::TxData;
-use crate::variables::{self, Selector, Target};
+use crate::variables::{self, Selector, Target, Var};
 
 #[derive(Debug, Clone)]
 enum Part {
@@ -90,9 +90,14 @@ impl Macro {
 
 /// What a reference expands to: the first value of its target, if it has one.
 fn first_value<'a>(st: &'a TxData, t: &Target) -> Option<Cow<'a, [u8]>> {
+    // `%{tx.name}`, most references: one map lookup
+    if let (Var::Tx, Selector::Key(k)) = (t.var, &t.sel) {
+        return st.tx.get(k.as_str()).map(|v| Cow::Borrowed(v.as_slice()));
+    }
     let mut vals = variables::Values::new();
     variables::collect(st, t, &[], &mut vals);
-    vals.into_iter().next().map(|v| v.value)
+    // (the value list is large: taken apart in place, not moved)
+    (!vals.is_empty()).then(|| vals.swap_remove(0).value)
 }
 
 fn parse_ref(inner: &str) -> Option<Target> {

@@ -1095,7 +1095,8 @@ const FEATURES_CACHED_FROM: usize = 48;
 impl Default for TransformCache {
     fn default() -> Self {
         TransformCache {
-            outputs: HashMap::with_capacity_and_hasher(128, Default::default()),
+            // (a JSON body's values through the prefilter groups' chains: a few hundred)
+            outputs: HashMap::with_capacity_and_hasher(512, Default::default()),
             bytes: 0,
             features: HashMap::with_capacity_and_hasher(32, Default::default()),
         }

@@ -291,6 +291,7 @@ impl KeyRegex {
 }
 
 impl Selector {
+    #[inline]
     pub(crate) fn matches(&self, key: &[u8]) -> bool {
         match self {
             Selector::All => true,
