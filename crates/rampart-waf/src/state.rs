@@ -74,6 +74,9 @@ pub(crate) struct TxData {
     pub inbound_data_error: bool,
     pub outbound_data_error: bool,
     pub tx: TxMap,
+    /// Which of `TX:0` … `TX:9` may be in `tx` (bit n for `TX:n`): every insertion of such a
+    /// key sets its bit ([`TxData::tx_insert`]), so `capture` clears only those.
+    pub tx_digits: u16,
     pub matched_var: Vec<u8>,
     pub matched_var_name: Vec<u8>,
     pub matched_vars: Vec<Kv>,
@@ -99,11 +102,24 @@ impl TxData {
             .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v.as_slice())
     }
+    /// Inserts a TX variable (the key lowercased), noting the keys `TX:0` … `TX:9`.
+    pub(crate) fn tx_insert(&mut self, key: String, value: Vec<u8>) {
+        self.tx_digits |= digit_bit(&key);
+        self.tx.insert(key, value);
+    }
     pub(crate) fn tx_get(&self, key: &str) -> Option<&[u8]> {
         self.tx.get(&key.to_ascii_lowercase()).map(|v| v.as_slice())
     }
     pub(crate) fn tx_int(&self, key: &str) -> i64 {
         self.tx_get(key).map(parse_int).unwrap_or(0)
+    }
+}
+
+/// Bit n when `key` is the single digit n (`TX:n`, where `capture` puts group n), else 0.
+pub(crate) fn digit_bit(key: &str) -> u16 {
+    match key.as_bytes() {
+        [d @ b'0'..=b'9'] => 1 << (d - b'0'),
+        _ => 0,
     }
 }
 

@@ -47,6 +47,27 @@ SecRule &TX:score "@eq 1" "id:6,phase:1,pass"
 }
 
 #[test]
+fn capture_replaces_every_earlier_group() {
+    // TX:2 comes from an earlier capture in one case, from setvar in the other: a capture
+    // with fewer groups leaves neither behind
+    let e = engine(
+        r#"SecRuleEngine DetectionOnly
+SecRule ARGS:a "@rx ^(\w)(\w)" "id:1,phase:1,pass,capture,nolog"
+SecRule ARGS:s "@rx ." "id:2,phase:1,pass,nolog,setvar:tx.2=set"
+SecRule &TX:2 "@eq 1" "id:3,phase:1,pass,log"
+SecRule ARGS:b "@rx ^(\w)" "id:4,phase:1,pass,capture,nolog"
+SecRule &TX:2 "@eq 0" "id:5,phase:1,pass,log"
+SecRule TX:1 "@streq z" "id:6,phase:1,pass,log"
+"#,
+    );
+    for uri in ["/?a=xy&b=z", "/?s=1&b=z"] {
+        let mut tx = e.transaction(ConnInfo::default());
+        tx.process_request_headers("GET", uri, "HTTP/1.1", &[]);
+        assert_eq!(ids(&tx), vec![3, 5, 6], "{uri}");
+    }
+}
+
+#[test]
 fn ctl_remove_target_and_json_body() {
     let e = engine(
         r#"SecRequestBodyAccess On

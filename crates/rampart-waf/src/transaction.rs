@@ -168,6 +168,10 @@ impl WafEngine {
                 tx.extend(self.pinned.iter().cloned());
                 tx
             },
+            tx_digits: self
+                .pinned
+                .iter()
+                .fold(0, |bits, (k, _)| bits | crate::state::digit_bit(k)),
             ..TxData::default()
         };
         Transaction {
@@ -684,15 +688,19 @@ impl<'e> Transaction<'e> {
         let mut hit_caps_of = hit_caps_of.into_iter();
         for (name, value) in &self.hit_bufs[..nhits] {
             if let Some(Some(c)) = hit_caps_of.next() {
-                for name in &CAPTURE_NAMES[c.len().min(CAPTURE_NAMES.len())..] {
-                    self.st.tx.remove(*name);
+                // the groups go to TX:0…; any higher TX:n left from before goes
+                let kept = (1u16 << c.len().min(CAPTURE_NAMES.len())) - 1;
+                let stale = self.st.tx_digits & !kept;
+                for (n, name) in CAPTURE_NAMES.iter().enumerate() {
+                    if stale & (1 << n) != 0 {
+                        self.st.tx.remove(*name);
+                    }
                 }
+                self.st.tx_digits &= kept;
                 for (name, g) in CAPTURE_NAMES.iter().zip(c) {
                     match self.st.tx.get_mut(*name) {
                         Some(slot) => *slot = g,
-                        None => {
-                            self.st.tx.insert((*name).to_owned(), g);
-                        }
+                        None => self.st.tx_insert((*name).to_owned(), g),
                     }
                 }
             }

@@ -104,7 +104,7 @@ impl SetVar {
                         slot.extend_from_slice(lit);
                     }
                     None => {
-                        st.tx.insert(key.into_owned(), lit.to_vec());
+                        st.tx_insert(key.into_owned(), lit.to_vec());
                     }
                 },
                 None => {
@@ -112,7 +112,7 @@ impl SetVar {
                     match st.tx.get_mut(key.as_ref()) {
                         Some(slot) => *slot = v,
                         None => {
-                            st.tx.insert(key.into_owned(), v);
+                            st.tx_insert(key.into_owned(), v);
                         }
                     }
                 }
@@ -136,7 +136,7 @@ impl SetVar {
                     }
                     None => {
                         let n = digits.format(apply(0)).as_bytes();
-                        st.tx.insert(key.into_owned(), n.to_vec());
+                        st.tx_insert(key.into_owned(), n.to_vec());
                     }
                 }
             }
