@@ -57,6 +57,9 @@ pub struct EngineOptions {
     /// SecLang loaded before the files of [`WafEngine::from_files`] (base engine settings the
     /// files may override), with the name errors give it.
     pub prelude: Option<(String, String)>,
+    /// Evaluates every rule on its own, without the prefilter groups ([`crate::prefilter`]):
+    /// slower, with the same results (what a test holds the prefilter to).
+    pub without_prefilter: bool,
 }
 
 /// Engine settings collected from the directives.
@@ -773,7 +776,11 @@ impl Loader {
                 }
             }
         }
-        let prefilters = crate::prefilter::build(&mut rules);
+        let prefilters = if opts.without_prefilter {
+            Vec::new()
+        } else {
+            crate::prefilter::build(&mut rules)
+        };
         let pinned = match opts.paranoia_level {
             Some(pl) => vec![
                 (

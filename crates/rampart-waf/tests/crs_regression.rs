@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use base64::Engine as _;
-use rampart_waf::{ConnInfo, RuleEngineMode, WafEngine};
+use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
 use serde_json::Value;
 
 /// Pass-rate floor (percent of judged tests); raised as the engine improves.
@@ -706,4 +706,69 @@ fn crs_regression_suite() {
         rate >= PASS_FLOOR,
         "pass rate {rate:.2}% below floor {PASS_FLOOR}%"
     );
+}
+
+/// The prefilter only decides which rules need a look: every request of the suite gets the
+/// same rules, logs and status from an engine that evaluates every rule on its own.
+#[test]
+fn prefilter_changes_no_result() {
+    let shared = common::shared_dir();
+    let grouped = common::load_crs(Some(RuleEngineMode::DetectionOnly));
+    let alone = common::load_crs_with(EngineOptions {
+        mode_override: Some(RuleEngineMode::DetectionOnly),
+        without_prefilter: true,
+        ..Default::default()
+    });
+    let mut files = Vec::new();
+    yaml_files(&shared.join("crs/tests/regression/tests"), &mut files);
+    assert!(!files.is_empty(), "no tests under {}", shared.display());
+    let (mut n, mut matched, mut differ) = (0usize, 0usize, Vec::new());
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read yaml");
+        let doc: Value = yaml_serde::from_str(&text).expect("yaml");
+        for test in doc
+            .get("tests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let stages = test.get("stages").and_then(Value::as_array);
+            for stage in stages.into_iter().flatten() {
+                let stage = stage.get("stage").unwrap_or(stage);
+                let raw = build_request(&stage.get("input").cloned().unwrap_or(Value::Null));
+                let Ok(req) = parse_request(&raw) else {
+                    continue;
+                };
+                n += 1;
+                let a = run(&grouped, &req, n);
+                let b = run(&alone, &req, n);
+                if !a.0.is_empty() {
+                    matched += 1;
+                }
+                // (log lines are compared by number: which variable a rule over TX reports
+                // first follows the map's order, randomized per transaction)
+                if (&a.0, a.1.len(), a.2) != (&b.0, b.1.len(), b.2) {
+                    differ.push(format!(
+                        "{}: {:?} vs {:?}, status {} vs {}, {} vs {} log lines",
+                        f.display(),
+                        a.0,
+                        b.0,
+                        a.2,
+                        b.2,
+                        a.1.len(),
+                        b.1.len()
+                    ));
+                }
+            }
+        }
+    }
+    println!(
+        "{n} requests, {matched} with matches, {} differ",
+        differ.len()
+    );
+    assert!(
+        n > 4000 && matched > 3000,
+        "the suite ran ({n} requests, {matched} matched)"
+    );
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

@@ -24,10 +24,13 @@ pub fn crs_paths() -> Vec<PathBuf> {
 }
 
 pub fn load_crs(mode: Option<RuleEngineMode>) -> WafEngine {
-    let opts = EngineOptions {
+    load_crs_with(EngineOptions {
         mode_override: mode,
         ..Default::default()
-    };
+    })
+}
+
+pub fn load_crs_with(opts: EngineOptions) -> WafEngine {
     match WafEngine::from_files(&crs_paths(), &opts) {
         Ok(e) => e,
         Err(errs) => {
