@@ -844,7 +844,8 @@ impl<'e> Transaction<'e> {
     }
 
     /// Runs prefilter `group` over its values: the members (one bit each) found in what their
-    /// own chain makes of some value.
+    /// own chain makes of some value. (Once per group and transaction: kept out of the rule
+    /// loop's code.)
     #[inline(never)]
     fn prefilter_scan(&mut self, group: usize) -> u64 {
         let pf = &self.engine.prefilters[group];
