@@ -105,9 +105,20 @@ impl Default for Config {
 /// One step of a phase plan.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// Index into `WafEngine::rules`, and where `skipAfter` continues (a plan index).
-    Rule(usize, Option<usize>),
+    Rule(PlanRule),
     Marker,
+}
+
+/// A rule in a phase's plan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlanRule {
+    /// Index into `WafEngine::rules`.
+    pub index: usize,
+    /// Where `skipAfter` continues (a plan index).
+    pub skip_to: Option<usize>,
+    /// The rule's prefilter place ([`Rule::prefilter`]), copied here so that a transaction
+    /// passes a rule the prefilter rules out without reading the rule itself.
+    pub prefilter: Option<(u32, u32)>,
 }
 
 /// A compiled rule set: shared by all transactions (`Send + Sync`, wrap it in an `Arc`).
@@ -752,7 +763,11 @@ impl Loader {
             match e {
                 Entry::Rule(r) => {
                     let p = usize::from(r.phase);
-                    phases[p].push(Item::Rule(rules.len(), None));
+                    phases[p].push(Item::Rule(PlanRule {
+                        index: rules.len(),
+                        skip_to: None,
+                        prefilter: None,
+                    }));
                     marker_names[p].push(None);
                     rules.push(*r);
                 }
@@ -766,13 +781,13 @@ impl Loader {
         }
         for p in 1..=5 {
             for i in 0..phases[p].len() {
-                if let Item::Rule(ri, _) = phases[p][i]
-                    && let Some(target) = &rules[ri].skip_after
+                if let Item::Rule(pr) = &mut phases[p][i]
+                    && let Some(target) = &rules[pr.index].skip_after
                 {
-                    let to = (i + 1..phases[p].len())
+                    let to = (i + 1..marker_names[p].len())
                         .find(|&j| marker_names[p][j].as_deref() == Some(target.as_str()))
-                        .unwrap_or(phases[p].len());
-                    phases[p][i] = Item::Rule(ri, Some(to));
+                        .unwrap_or(marker_names[p].len());
+                    pr.skip_to = Some(to);
                 }
             }
         }
@@ -781,6 +796,11 @@ impl Loader {
         } else {
             crate::prefilter::build(&mut rules)
         };
+        for item in phases.iter_mut().flatten() {
+            if let Item::Rule(pr) = item {
+                pr.prefilter = rules[pr.index].prefilter;
+            }
+        }
         let pinned = match opts.paranoia_level {
             Some(pl) => vec![
                 (

@@ -9,7 +9,8 @@
 //! phrases into one Aho-Corasick automaton, and reads its targets without exclusions. On the
 //! first rule of a group a transaction evaluates, every value of that union goes through each
 //! of the members' chains; each distinct output is scanned once (benign values mostly come out
-//! of every chain unchanged, so one scan serves them all), and a pattern or phrase found in an
+//! of every chain unchanged, so one scan serves them all; where every pattern ignores case, as
+//! phrases do, outputs that differ only in case are one), and a pattern or phrase found in an
 //! output counts only for members whose own chain makes that output of the value. A chain is
 //! not run on a value that holds none of the bytes its transformations rewrite, and what a
 //! chain makes of a value goes to the transaction's transformation cache, where the other
@@ -28,6 +29,7 @@ use aho_corasick::AhoCorasick;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 use regex_automata::{MatchKind, nfa::thompson::WhichCaptures};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::per_thread::PerThread;
 use crate::rule::Rule;
@@ -51,6 +53,10 @@ pub(crate) struct Prefilter {
     pub targets: Vec<Target>,
     /// Finds which members' patterns occur in a value.
     pub matcher: Matcher,
+    /// When the matcher finds the same members in two values that differ only in ASCII case
+    /// (every pattern is caseless, or phrases): for each of `chains`, [`touch_beyond_case`].
+    /// A value without those features needs no run of the chain: the value itself serves.
+    pub chain_touch_beyond_case: Option<Vec<Option<u32>>>,
 }
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
@@ -129,6 +135,10 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             let Some(matcher) = build_matcher(&kinds) else {
                 continue;
             };
+            let caseless = kinds.iter().all(|k| match k {
+                Kind::Rx(p) => caseless(p),
+                Kind::Phrases(_) => true,
+            });
             let mut targets: Vec<Target> = Vec::new();
             for &i in members {
                 for t in &rules[i].targets {
@@ -143,6 +153,8 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             }
             out.push(Prefilter {
                 chain_touch: chains.iter().map(|(_, c)| touch(c)).collect(),
+                chain_touch_beyond_case: caseless
+                    .then(|| chains.iter().map(|(_, c)| touch_beyond_case(c)).collect()),
                 chains,
                 chain_members,
                 len: members.len(),
@@ -160,6 +172,25 @@ fn touch(chain: &[(usize, Transform)]) -> Option<u32> {
     chain.iter().try_fold(0, |acc, &(i, _)| {
         match crate::transforms::identity_unless(i) {
             crate::transforms::CHANGES => None,
+            unless => Some(acc | unless),
+        }
+    })
+}
+
+/// [`touch`] for what `chain` does besides changing case (`lowercase`, `uppercase`), with the
+/// case of letters counted in: a value without those features comes out of the chain with at
+/// most its case changed, whatever the case transformations did before the others ran.
+fn touch_beyond_case(chain: &[(usize, Transform)]) -> Option<u32> {
+    use crate::transforms::{CHANGES, changes_case_only, feature, identity_unless};
+    let case = feature::UPPER | feature::LOWER;
+    chain.iter().try_fold(0, |acc, &(i, _)| {
+        if changes_case_only(i) {
+            return Some(acc);
+        }
+        match identity_unless(i) {
+            CHANGES => None,
+            // (a step that looks at case may run once case changed)
+            unless if unless & case != 0 => Some(u32::MAX),
             unless => Some(acc | unless),
         }
     })
@@ -222,15 +253,46 @@ fn build_set(patterns: &[&str]) -> Result<meta::Regex, Box<meta::BuildError>> {
                 .nfa_size_limit(Some(size_limit))
                 .hybrid_cache_capacity(dfa_size_limit),
         )
-        .syntax(
-            syntax::Config::new()
-                .unicode(false)
-                .utf8(false)
-                .dot_matches_new_line(true)
-                .multi_line(true),
-        )
+        .syntax(syntax_config())
         .build_many(patterns)
         .map_err(Box::new)
+}
+
+/// How `@rx` patterns read (ModSecurity v3's flags).
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+}
+
+/// Whether `pattern` matches regardless of ASCII case: no literal holds a letter and every
+/// class holds both cases of each letter it holds (as `(?i)` makes them), assertions aside.
+fn caseless(pattern: &str) -> bool {
+    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| caseless_hir(&h))
+}
+
+fn caseless_hir(h: &Hir) -> bool {
+    let both =
+        |has: &dyn Fn(u8) -> bool| (b'A'..=b'Z').all(|u| has(u) == has(u.to_ascii_lowercase()));
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(l) => !l.0.iter().any(u8::is_ascii_alphabetic),
+        HirKind::Class(Class::Bytes(c)) => both(&|b| {
+            c.ranges()
+                .iter()
+                .any(|r| (r.start()..=r.end()).contains(&b))
+        }),
+        HirKind::Class(Class::Unicode(c)) => both(&|b| {
+            c.ranges()
+                .iter()
+                .any(|r| (r.start()..=r.end()).contains(&char::from(b)))
+        }),
+        HirKind::Repetition(r) => caseless_hir(&r.sub),
+        HirKind::Capture(c) => caseless_hir(&c.sub),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(caseless_hir),
+    }
 }
 
 /// Which values a target list reads (exclusions aside): rules that read the same values share
@@ -374,5 +436,65 @@ SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerca
         // (`%2542` is `%42` once the query is parsed, then `B`)
         assert_eq!(matched(&e, "/?q=A%2542c", &[]), [24]);
         assert_eq!(matched(&e, "/?q=ab", &[]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn caseless_patterns_are_told_apart() {
+        for (p, want) in [
+            ("(?i)abc", true),
+            ("(?i:select|union)\\s+[0-9]", true),
+            ("(?i:select|union)\\s+all", false),
+            ("[0-9]+\\.", true),
+            ("(?i)[A-Z]{2}", true),
+            ("(?i)\\bfoo\\b", true),
+            ("abc", false),
+            ("[A-Z]", false),
+            ("(?i)a(?-i)b", false),
+            ("(?i)a(?-i)[bB]", true),
+            ("\\x41", false),
+            ("(", false),
+        ] {
+            assert_eq!(super::caseless(p), want, "{p}");
+        }
+    }
+
+    const CASELESS_RULES: &str = r#"
+SecRule ARGS "@rx (?i)evil" "id:31,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@rx (?i)bad" "id:32,phase:1,pass,log,t:none"
+SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDecodeUni"
+"#;
+
+    #[test]
+    fn caseless_groups_skip_chains_that_only_change_case() {
+        use crate::transforms::feature::*;
+        let e = engine(CASELESS_RULES);
+        assert_eq!(e.prefilters.len(), 1);
+        let beyond = e.prefilters[0].chain_touch_beyond_case.clone();
+        assert_eq!(beyond, Some(vec![Some(0), Some(0), Some(PERCENT | PLUS)]));
+        let chain = |names: &[&str]| -> Vec<(usize, super::Transform)> {
+            names
+                .iter()
+                .map(|n| crate::transforms::lookup(n).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            super::touch_beyond_case(&chain(&["cmdLine"])),
+            Some(u32::MAX)
+        );
+        assert_eq!(
+            super::touch_beyond_case(&chain(&["uppercase", "length"])),
+            None
+        );
+        assert_eq!(matched(&e, "/?q=EVIL", &[]), [31]);
+        assert_eq!(matched(&e, "/?q=BaD", &[]), [32]);
+        assert_eq!(matched(&e, "/?q=WOR%2553E", &[]), [33]);
+        assert_eq!(matched(&e, "/?q=Fine", &[]), Vec::<u32>::new());
+        // a case-sensitive member keeps the chains
+        let e = engine(
+            "SecRule ARGS \"@rx evil\" \"id:41,phase:1,pass,log,t:none,t:lowercase\"\nSecRule ARGS \"@rx BAD\" \"id:42,phase:1,pass,log,t:none\"\n",
+        );
+        assert!(e.prefilters[0].chain_touch_beyond_case.is_none());
+        assert_eq!(matched(&e, "/?q=EVIL", &[]), [41]);
+        assert_eq!(matched(&e, "/?q=bad", &[]), Vec::<u32>::new());
     }
 }

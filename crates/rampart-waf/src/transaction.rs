@@ -614,11 +614,19 @@ impl<'e> Transaction<'e> {
         let plan = &engine.phases[p];
         let mut i = 0;
         while i < plan.len() {
-            let Item::Rule(ri, skip_to) = plan[i] else {
+            let Item::Rule(pr) = plan[i] else {
                 i += 1;
                 continue;
             };
-            let rule = &engine.rules[ri];
+            // a rule whose pattern the prefilter found in none of its values cannot match,
+            // removed or not: passed by without reading it
+            if let Some((group, slot)) = pr.prefilter
+                && !self.prefilter_hit(group as usize, slot as usize)
+            {
+                i += 1;
+                continue;
+            }
+            let rule = &engine.rules[pr.index];
             if self.removed(rule) {
                 i += 1;
                 continue;
@@ -638,7 +646,7 @@ impl<'e> Transaction<'e> {
             if self.allow.is_some() && self.allow_phase == phase {
                 return None;
             }
-            if let Some(to) = skip_to {
+            if let Some(to) = pr.skip_to {
                 i = to;
                 continue;
             }
@@ -870,7 +878,14 @@ impl<'e> Transaction<'e> {
             } else {
                 transforms::features(value)
             };
-            let rewriting = |c: usize| pf.chain_touch[c].is_none_or(|t| t & have != 0);
+            // (where case does not matter, a chain that would only change case is not run)
+            let rewriting = |c: usize| {
+                pf.chain_touch[c].is_none_or(|t| t & have != 0)
+                    && pf
+                        .chain_touch_beyond_case
+                        .as_ref()
+                        .is_none_or(|b| b[c].is_none_or(|t| t & have != 0))
+            };
             if cacheable {
                 for (c, (id, chain)) in pf.chains.iter().enumerate() {
                     if rewriting(c) {

@@ -206,6 +206,12 @@ pub(crate) fn identity_unless(index: usize) -> u32 {
     TRANSFORMS.get(index).map_or(CHANGES, |t| t.2)
 }
 
+/// Whether transformation `index` only changes the case of ASCII letters (`lowercase`,
+/// `uppercase`).
+pub(crate) fn changes_case_only(index: usize) -> bool {
+    matches!(TRANSFORMS.get(index), Some(("lowercase" | "uppercase", ..)))
+}
+
 /// Whether transformation `index` would return a value with features `have` unchanged.
 #[inline]
 pub(crate) fn skips(index: usize, have: u32) -> bool {
