@@ -57,8 +57,9 @@ pub struct EngineOptions {
     /// SecLang loaded before the files of [`WafEngine::from_files`] (base engine settings the
     /// files may override), with the name errors give it.
     pub prelude: Option<(String, String)>,
-    /// Evaluates every rule on its own, without the prefilter groups ([`crate::prefilter`]):
-    /// slower, with the same results (what a test holds the prefilter to).
+    /// Evaluates every rule on its own, without the prefilter (which answers the `@rx` and
+    /// `@pm` rules that read the same values together): slower, with the same results (what
+    /// a test holds the prefilter to).
     pub without_prefilter: bool,
 }
 

@@ -54,7 +54,7 @@ pub(crate) struct Prefilter {
     /// Finds which members' patterns occur in a value.
     pub matcher: Matcher,
     /// When the matcher finds the same members in two values that differ only in ASCII case
-    /// (every pattern is caseless, or phrases): for each of `chains`, [`touch_beyond_case`].
+    /// (every pattern is caseless, or phrases): for each of `chains`, [`touch`] beyond case.
     /// A value without those features needs no run of the chain: the value itself serves.
     pub chain_touch_beyond_case: Option<Vec<Option<u32>>>,
 }
@@ -152,9 +152,9 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 rules[i].prefilter = Some((group, slot as u32));
             }
             out.push(Prefilter {
-                chain_touch: chains.iter().map(|(_, c)| touch(c)).collect(),
+                chain_touch: chains.iter().map(|(_, c)| touch(c, false)).collect(),
                 chain_touch_beyond_case: caseless
-                    .then(|| chains.iter().map(|(_, c)| touch_beyond_case(c)).collect()),
+                    .then(|| chains.iter().map(|(_, c)| touch(c, true)).collect()),
                 chains,
                 chain_members,
                 len: members.len(),
@@ -167,30 +167,20 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
 }
 
 /// The features a value needs for `chain` to possibly change it (`None`: it changes every
-/// value): a chain whose every transformation skips the value leaves it as it is.
-fn touch(chain: &[(usize, Transform)]) -> Option<u32> {
-    chain.iter().try_fold(0, |acc, &(i, _)| {
-        match crate::transforms::identity_unless(i) {
-            crate::transforms::CHANGES => None,
-            unless => Some(acc | unless),
-        }
-    })
-}
-
-/// [`touch`] for what `chain` does besides changing case (`lowercase`, `uppercase`), with the
-/// case of letters counted in: a value without those features comes out of the chain with at
-/// most its case changed, whatever the case transformations did before the others ran.
-fn touch_beyond_case(chain: &[(usize, Transform)]) -> Option<u32> {
+/// value): a chain whose every transformation skips the value leaves it as it is. With
+/// `beyond_case`, the features it needs to change more than the case of letters (the case
+/// transformations left out, and any step that looks at case counted as always running, since
+/// it may run once case changed).
+fn touch(chain: &[(usize, Transform)], beyond_case: bool) -> Option<u32> {
     use crate::transforms::{CHANGES, changes_case_only, feature, identity_unless};
     let case = feature::UPPER | feature::LOWER;
     chain.iter().try_fold(0, |acc, &(i, _)| {
-        if changes_case_only(i) {
+        if beyond_case && changes_case_only(i) {
             return Some(acc);
         }
         match identity_unless(i) {
             CHANGES => None,
-            // (a step that looks at case may run once case changed)
-            unless if unless & case != 0 => Some(u32::MAX),
+            unless if beyond_case && unless & case != 0 => Some(u32::MAX),
             unless => Some(acc | unless),
         }
     })
@@ -477,14 +467,8 @@ SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDec
                 .map(|n| crate::transforms::lookup(n).unwrap())
                 .collect()
         };
-        assert_eq!(
-            super::touch_beyond_case(&chain(&["cmdLine"])),
-            Some(u32::MAX)
-        );
-        assert_eq!(
-            super::touch_beyond_case(&chain(&["uppercase", "length"])),
-            None
-        );
+        assert_eq!(super::touch(&chain(&["cmdLine"]), true), Some(u32::MAX));
+        assert_eq!(super::touch(&chain(&["uppercase", "length"]), true), None);
         assert_eq!(matched(&e, "/?q=EVIL", &[]), [31]);
         assert_eq!(matched(&e, "/?q=BaD", &[]), [32]);
         assert_eq!(matched(&e, "/?q=WOR%2553E", &[]), [33]);

@@ -65,7 +65,8 @@ pub(crate) struct Rule {
     pub ctls: Vec<Ctl>,
     pub has_phase: bool,
     /// (prefilter group, pattern index) when a [`crate::prefilter::Prefilter`] answers this
-    /// rule's operator for all its values at once.
+    /// rule's operator for all its values at once (set on chain heads only; transactions
+    /// read the copy in the phase plan, `PlanRule::prefilter`).
     pub prefilter: Option<(u32, u32)>,
 }
 

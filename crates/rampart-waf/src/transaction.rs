@@ -682,11 +682,6 @@ impl<'e> Transaction<'e> {
             }
             return true;
         };
-        if let Some((group, slot)) = r.prefilter
-            && !self.prefilter_hit(group as usize, slot as usize)
-        {
-            return false;
-        }
         let (nhits, hit_caps_of) = self.match_values(r, op, head);
         if nhits == 0 {
             return false;
@@ -1119,10 +1114,11 @@ const FEATURES_CACHED_FROM: usize = 48;
 impl Default for TransformCache {
     fn default() -> Self {
         TransformCache {
-            // (a JSON body's values through the prefilter groups' chains: a few hundred)
-            outputs: HashMap::with_capacity_and_hasher(512, Default::default()),
+            // (a GET with CRS fills about 60; a JSON body's values a thousand, and it grows)
+            outputs: HashMap::with_capacity_and_hasher(128, Default::default()),
             bytes: 0,
-            features: HashMap::with_capacity_and_hasher(32, Default::default()),
+            // (a handful of values per request are long enough to be kept)
+            features: HashMap::default(),
         }
     }
 }
