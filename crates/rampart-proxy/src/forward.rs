@@ -10,12 +10,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::ProxyBody;
+use crate::pool::{ConnectError, Pool, UpstreamBody};
 use crate::route::RouteEntry;
 
 /// Why forwarding failed. Statuses: see [`ProxyError::status`].
@@ -72,7 +72,8 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody
 /// Sends requests to upstreams over pooled keep-alive connections.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, ProxyBody>,
+    /// Connections to `http://` upstreams.
+    pool: std::sync::Arc<Pool>,
     /// Clients for `https://` upstreams, by route index (each route its own roots and
     /// client certificate).
     tls: std::collections::HashMap<usize, HttpsClient>,
@@ -112,6 +113,18 @@ const FORWARDING: [HeaderName; 6] = [
     X_REAL_IP,
 ];
 
+/// How long an upstream connection may idle in the pool.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream (per worker).
+const MAX_IDLE_PER_HOST: usize = 512;
+
+/// How one attempt failed: before anything was sent (another upstream may be tried), or during
+/// the exchange.
+enum Failure {
+    Connect(ProxyError),
+    Exchange(String),
+}
+
 impl Forwarder {
     /// A forwarder whose connections time out after `connect_timeout`; `tls` holds the
     /// TLS settings of each route (by index) that has `https://` upstreams.
@@ -119,22 +132,22 @@ impl Forwarder {
         connect_timeout: Duration,
         tls: &[(usize, crate::tls::UpstreamTlsConfig)],
     ) -> Forwarder {
-        let connector = |enforce_http: bool| {
+        let connector = || {
             let mut http = HttpConnector::new();
             http.set_connect_timeout(Some(connect_timeout));
             http.set_nodelay(true);
-            http.enforce_http(enforce_http);
+            http.enforce_http(false);
             http
         };
         let builder = || {
             let mut b = Client::builder(TokioExecutor::new());
             b.pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(512);
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_max_idle_per_host(MAX_IDLE_PER_HOST);
             b
         };
-        let client = builder().build(connector(true));
+        let pool = std::sync::Arc::new(Pool::new(connect_timeout, IDLE_TIMEOUT, MAX_IDLE_PER_HOST));
         let tls = tls
             .iter()
             .map(|(index, t)| {
@@ -147,11 +160,11 @@ impl Forwarder {
                     ),
                     None => b,
                 };
-                let https = b.enable_http1().wrap_connector(connector(false));
+                let https = b.enable_http1().wrap_connector(connector());
                 (*index, builder().build(https))
             })
             .collect();
-        Forwarder { client, tls }
+        Forwarder { pool, tls }
     }
 
     /// Forwards a request to one of the route's upstreams. When the body is known to be empty,
@@ -162,7 +175,7 @@ impl Forwarder {
         parts: http::request::Parts,
         body: ProxyBody,
         ctx: &ForwardContext<'_>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         let replayable = body.is_end_stream();
         let mut headers = parts.headers;
         let host = headers.get(header::HOST).cloned().or_else(|| {
@@ -192,12 +205,6 @@ impl Forwarder {
                 pq.push('?');
                 pq.push_str(q);
             }
-            let uri = Uri::builder()
-                .scheme(up.scheme.clone())
-                .authority(up.authority.clone())
-                .path_and_query(pq)
-                .build()
-                .map_err(|e| ProxyError::Exchange(format!("cannot build upstream URI: {e}")))?;
             let this_body = match body.take() {
                 Some(b) => b,
                 None => Empty::<Bytes>::new()
@@ -206,7 +213,6 @@ impl Forwarder {
             };
             let mut req = Request::new(this_body);
             *req.method_mut() = parts.method.clone();
-            *req.uri_mut() = uri;
             *req.version_mut() = Version::HTTP_11;
             let may_retry = replayable && tried.len() < route.upstreams.len();
             *req.headers_mut() = if may_retry {
@@ -214,22 +220,32 @@ impl Forwarder {
             } else {
                 std::mem::take(&mut headers)
             };
-            let tls_client = if up.scheme == http::uri::Scheme::HTTPS {
-                match self.tls.get(&route.index) {
-                    Some(c) => Some(c),
-                    None => {
-                        return Err(ProxyError::Connect(
-                            "no TLS settings for this https upstream".into(),
-                        ));
-                    }
-                }
-            } else {
-                None
-            };
             let exchange = async {
-                match tls_client {
-                    Some(c) => c.request(req).await,
-                    None => self.client.request(req).await,
+                if up.scheme == http::uri::Scheme::HTTPS {
+                    let Some(client) = self.tls.get(&route.index) else {
+                        return Err(Failure::Connect(ProxyError::Connect(
+                            "no TLS settings for this https upstream".into(),
+                        )));
+                    };
+                    *req.uri_mut() = Uri::builder()
+                        .scheme(up.scheme.clone())
+                        .authority(up.authority.clone())
+                        .path_and_query(pq)
+                        .build()
+                        .map_err(|e| {
+                            Failure::Exchange(format!("cannot build upstream URI: {e}"))
+                        })?;
+                    legacy_exchange(client, req).await
+                } else {
+                    *req.uri_mut() = Uri::try_from(pq).map_err(|e| {
+                        Failure::Exchange(format!("cannot build upstream URI: {e}"))
+                    })?;
+                    if !req.headers().contains_key(header::HOST)
+                        && let Ok(h) = HeaderValue::from_str(up.authority.as_str())
+                    {
+                        req.headers_mut().insert(header::HOST, h);
+                    }
+                    self.plain_exchange(&up.authority, req).await
                 }
             };
             let outcome = tokio::time::timeout(route.timeout, exchange).await;
@@ -247,22 +263,17 @@ impl Forwarder {
                     }
                     return Ok(resp);
                 }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(Failure::Connect(err))) => {
                     route.upstreams.report(i, false);
-                    let err = if chain_has_timeout(&e) {
-                        ProxyError::ConnectTimeout
-                    } else {
-                        ProxyError::Connect(chain_text(&e))
-                    };
                     tracing::warn!(route = %route.name, upstream = %up.authority, error = %err, "upstream connect failed");
                     if replayable && tried.len() < route.upstreams.len() {
                         continue;
                     }
                     return Err(err);
                 }
-                Ok(Err(e)) => {
+                Ok(Err(Failure::Exchange(e))) => {
                     route.upstreams.report(i, false);
-                    return Err(ProxyError::Exchange(chain_text(&e)));
+                    return Err(ProxyError::Exchange(e));
                 }
                 Err(_) => {
                     route.upstreams.report(i, false);
@@ -270,6 +281,54 @@ impl Forwarder {
                 }
             }
         }
+    }
+
+    /// One exchange with an `http://` upstream on a pooled connection. A request that a reused
+    /// connection did not take (the upstream closed it as it idled) goes once more on a new one.
+    async fn plain_exchange(
+        &self,
+        authority: &http::uri::Authority,
+        mut req: Request<ProxyBody>,
+    ) -> Result<Response<UpstreamBody>, Failure> {
+        loop {
+            let mut lease = self.pool.lease(authority).await.map_err(|e| {
+                Failure::Connect(match e {
+                    ConnectError::TimedOut => ProxyError::ConnectTimeout,
+                    ConnectError::Failed(why) => ProxyError::Connect(why),
+                })
+            })?;
+            match lease.sender.try_send_request(req).await {
+                Ok(resp) => {
+                    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                        // the connection becomes the upgraded one
+                        return Ok(resp.map(UpstreamBody::detached));
+                    }
+                    let pool = std::sync::Arc::clone(&self.pool);
+                    let sender = lease.sender;
+                    let authority = authority.clone();
+                    return Ok(resp.map(|b| UpstreamBody::pooled(b, pool, authority, sender)));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if lease.reused => req = unsent,
+                    _ => return Err(Failure::Exchange(chain_text(&e.into_error()))),
+                },
+            }
+        }
+    }
+}
+
+async fn legacy_exchange(
+    client: &HttpsClient,
+    req: Request<ProxyBody>,
+) -> Result<Response<UpstreamBody>, Failure> {
+    match client.request(req).await {
+        Ok(resp) => Ok(resp.map(UpstreamBody::detached)),
+        Err(e) if e.is_connect() => Err(Failure::Connect(if chain_has_timeout(&e) {
+            ProxyError::ConnectTimeout
+        } else {
+            ProxyError::Connect(chain_text(&e))
+        })),
+        Err(e) => Err(Failure::Exchange(chain_text(&e))),
     }
 }
 
@@ -436,6 +495,145 @@ mod tests {
         h.insert("x-secret", "1".parse().unwrap());
         h.insert("te", "trailers".parse().unwrap());
         h
+    }
+
+    /// An upstream speaking raw HTTP/1.1 that counts its connections. `/cl`, `/chunked` and
+    /// `/empty` answer on a kept-alive connection; `/close` answers and then closes it without
+    /// saying so; `/big` sends a megabyte.
+    async fn raw_upstream() -> (
+        http::uri::Authority,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let conns = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&conns);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end);
+                        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                        let reply: Vec<u8> = match path.as_str() {
+                            "/cl" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec(),
+                            "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec(),
+                            "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                            "/close" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                            "/big" => {
+                                let mut r = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n".to_vec();
+                                r.resize(r.len() + 1_000_000, b'x');
+                                r
+                            }
+                            _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                        };
+                        if sock.write_all(&reply).await.is_err() || path == "/close" {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (authority, conns)
+    }
+
+    fn get(path: &str) -> Request<ProxyBody> {
+        let mut req = Request::new(
+            Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *req.uri_mut() = path.parse().unwrap();
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("upstream"));
+        req
+    }
+
+    async fn body_of(fwd: &Forwarder, authority: &http::uri::Authority, path: &str) -> Bytes {
+        let resp = match fwd.plain_exchange(authority, get(path)).await {
+            Ok(r) => r,
+            Err(Failure::Connect(e)) => panic!("{path}: connect failed: {e}"),
+            Err(Failure::Exchange(e)) => panic!("{path}: exchange failed: {e}"),
+        };
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_once_a_response_is_read_to_its_end() {
+        use std::sync::atomic::Ordering;
+        let (authority, conns) = raw_upstream().await;
+        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        for _ in 0..5 {
+            assert_eq!(body_of(&fwd, &authority, "/cl").await, "hello");
+            assert_eq!(body_of(&fwd, &authority, "/chunked").await, "hello");
+            assert_eq!(body_of(&fwd, &authority, "/empty").await, "");
+        }
+        assert_eq!(
+            conns.load(Ordering::SeqCst),
+            1,
+            "15 exchanges, one connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_half_read_response_never_goes_back_to_the_pool() {
+        use std::sync::atomic::Ordering;
+        let (authority, conns) = raw_upstream().await;
+        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        let Ok(resp) = fwd.plain_exchange(&authority, get("/big")).await else {
+            panic!("/big failed");
+        };
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+        drop(body);
+        // the next exchange must not land on the connection with the rest of /big in it
+        assert_eq!(body_of(&fwd, &authority, "/cl").await, "hello");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+        assert_eq!(body_of(&fwd, &authority, "/cl").await, "hello");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_closing_idle_connections_causes_no_failures() {
+        use std::sync::atomic::Ordering;
+        let (authority, conns) = raw_upstream().await;
+        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        for _ in 0..20 {
+            assert_eq!(body_of(&fwd, &authority, "/close").await, "ok");
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 20);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: http::uri::Authority =
+            listener.local_addr().unwrap().to_string().parse().unwrap();
+        drop(listener);
+        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        match fwd.plain_exchange(&authority, get("/cl")).await {
+            Err(Failure::Connect(ProxyError::Connect(why))) => {
+                assert!(why.contains(authority.as_str()), "{why}");
+            }
+            Err(Failure::Connect(e)) => panic!("unexpected connect error {e}"),
+            Err(Failure::Exchange(e)) => panic!("unexpected exchange error {e}"),
+            Ok(_) => panic!("a closed port answered"),
+        }
     }
 
     #[test]
