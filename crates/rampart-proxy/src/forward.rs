@@ -220,13 +220,21 @@ impl Forwarder {
             } else {
                 std::mem::take(&mut headers)
             };
-            let exchange = async {
-                if up.scheme == http::uri::Scheme::HTTPS {
-                    let Some(client) = self.tls.get(&route.index) else {
-                        return Err(Failure::Connect(ProxyError::Connect(
+            let tls_client = if up.scheme == http::uri::Scheme::HTTPS {
+                match self.tls.get(&route.index) {
+                    Some(c) => Some(c),
+                    // a configuration fault, not the upstream's: nothing to report or retry
+                    None => {
+                        return Err(ProxyError::Connect(
                             "no TLS settings for this https upstream".into(),
-                        )));
-                    };
+                        ));
+                    }
+                }
+            } else {
+                None
+            };
+            let exchange = async {
+                if let Some(client) = tls_client {
                     *req.uri_mut() = Uri::builder()
                         .scheme(up.scheme.clone())
                         .authority(up.authority.clone())
@@ -551,6 +559,20 @@ mod tests {
         (authority, conns)
     }
 
+    /// A forwarder and a fresh [`raw_upstream`].
+    async fn forwarder_and_upstream() -> (
+        Forwarder,
+        http::uri::Authority,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let (authority, conns) = raw_upstream().await;
+        (
+            Forwarder::new(Duration::from_secs(5), &[]),
+            authority,
+            conns,
+        )
+    }
+
     fn get(path: &str) -> Request<ProxyBody> {
         let mut req = Request::new(
             Empty::<Bytes>::new()
@@ -572,11 +594,11 @@ mod tests {
         resp.into_body().collect().await.unwrap().to_bytes()
     }
 
+    use std::sync::atomic::Ordering;
+
     #[tokio::test]
     async fn connections_are_reused_once_a_response_is_read_to_its_end() {
-        use std::sync::atomic::Ordering;
-        let (authority, conns) = raw_upstream().await;
-        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        let (fwd, authority, conns) = forwarder_and_upstream().await;
         for _ in 0..5 {
             assert_eq!(body_of(&fwd, &authority, "/cl").await, "hello");
             assert_eq!(body_of(&fwd, &authority, "/chunked").await, "hello");
@@ -591,9 +613,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_half_read_response_never_goes_back_to_the_pool() {
-        use std::sync::atomic::Ordering;
-        let (authority, conns) = raw_upstream().await;
-        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        let (fwd, authority, conns) = forwarder_and_upstream().await;
         let Ok(resp) = fwd.plain_exchange(&authority, get("/big")).await else {
             panic!("/big failed");
         };
@@ -610,9 +630,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_upstream_closing_idle_connections_causes_no_failures() {
-        use std::sync::atomic::Ordering;
-        let (authority, conns) = raw_upstream().await;
-        let fwd = Forwarder::new(Duration::from_secs(5), &[]);
+        let (fwd, authority, conns) = forwarder_and_upstream().await;
         for _ in 0..20 {
             assert_eq!(body_of(&fwd, &authority, "/close").await, "ok");
         }
