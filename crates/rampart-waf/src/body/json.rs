@@ -8,12 +8,15 @@ use crate::state::Kv;
 pub(crate) fn parse(data: &[u8], max_depth: usize, out: &mut Vec<Kv>) -> Result<(), BodyError> {
     let v: Value =
         serde_json::from_slice(data).map_err(|e| BodyError(format!("JSON parsing error: {e}")))?;
-    walk(&v, "json".to_string(), 0, max_depth, out)
+    let mut path = b"json".to_vec();
+    walk(&v, &mut path, 0, max_depth, out)
 }
 
+/// Adds the arguments under `v`, named from `path` (one buffer for the whole walk: each
+/// level appends its segment and takes it off again).
 fn walk(
     v: &Value,
-    path: String,
+    path: &mut Vec<u8>,
     depth: usize,
     max: usize,
     out: &mut Vec<Kv>,
@@ -23,21 +26,28 @@ fn walk(
             "JSON parsing error: maximum nesting depth exceeded".into(),
         ));
     }
+    let len = path.len();
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                walk(v, format!("{path}.{k}"), depth + 1, max, out)?;
+                path.push(b'.');
+                path.extend_from_slice(k.as_bytes());
+                walk(v, path, depth + 1, max, out)?;
+                path.truncate(len);
             }
         }
         Value::Array(a) => {
             for (i, v) in a.iter().enumerate() {
-                walk(v, format!("{path}.array_{i}"), depth + 1, max, out)?;
+                path.extend_from_slice(b".array_");
+                path.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+                walk(v, path, depth + 1, max, out)?;
+                path.truncate(len);
             }
         }
-        Value::String(s) => out.push((path.into_bytes(), s.as_bytes().to_vec())),
-        Value::Number(n) => out.push((path.into_bytes(), n.to_string().into_bytes())),
-        Value::Bool(b) => out.push((path.into_bytes(), b.to_string().into_bytes())),
-        Value::Null => out.push((path.into_bytes(), Vec::new())),
+        Value::String(s) => out.push((path.clone(), s.as_bytes().to_vec())),
+        Value::Number(n) => out.push((path.clone(), n.to_string().into_bytes())),
+        Value::Bool(b) => out.push((path.clone(), b.to_string().into_bytes())),
+        Value::Null => out.push((path.clone(), Vec::new())),
     }
     Ok(())
 }
