@@ -157,11 +157,17 @@ impl WafEngine {
     /// Starts a transaction. Cheap; one per HTTP exchange.
     pub fn transaction(&self, conn: ConnInfo) -> Transaction<'_> {
         let st = TxData {
-            unique_id: conn.request_id.clone().into_bytes(),
-            remote_addr: conn.client_ip.clone().into_bytes(),
-            remote_port: conn.client_port.to_string().into_bytes(),
-            server_addr: conn.server_ip.clone().into_bytes(),
-            server_port: conn.server_port.to_string().into_bytes(),
+            unique_id: conn.request_id.into_bytes(),
+            remote_addr: conn.client_ip.into_bytes(),
+            remote_port: itoa::Buffer::new()
+                .format(conn.client_port)
+                .as_bytes()
+                .to_vec(),
+            server_addr: conn.server_ip.into_bytes(),
+            server_port: itoa::Buffer::new()
+                .format(conn.server_port)
+                .as_bytes()
+                .to_vec(),
             tx: {
                 // CRS sets about a hundred TX variables per request: no rehashing on the way
                 let mut tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());

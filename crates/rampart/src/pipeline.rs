@@ -364,14 +364,36 @@ async fn inspect_response(
 }
 
 /// `user-agent` → `User-Agent`: each dash-separated part capitalized.
-fn title_case(name: &str) -> std::borrow::Cow<'_, str> {
-    let mut out = String::with_capacity(name.len());
-    let mut up = true;
-    for c in name.chars() {
-        out.push(if up { c.to_ascii_uppercase() } else { c });
-        up = c == '-';
+/// Header names in their usual spelling (`User-Agent`), all in one buffer, in the order of
+/// `HeaderMap::iter` (a repeated header once per value).
+fn title_case<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for name in names {
+        let mut up = true;
+        for c in name.chars() {
+            out.push(if up { c.to_ascii_uppercase() } else { c });
+            up = c == '-';
+        }
     }
-    std::borrow::Cow::Owned(out)
+    out
+}
+
+/// Every header line as the WAF reads it: its name from `titled` (from [`title_case`] over
+/// the same map, or empty to keep the names as they are) and its value.
+fn waf_headers<'a>(headers: &'a http::HeaderMap, titled: &'a str) -> Vec<(&'a [u8], &'a [u8])> {
+    let mut at = 0;
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let n = k.as_str().len();
+            let name = match titled.get(at..at + n) {
+                Some(t) if !titled.is_empty() => t.as_bytes(),
+                _ => k.as_str().as_bytes(),
+            };
+            at += n;
+            (name, v.as_bytes())
+        })
+        .collect()
 }
 
 enum BodyRead {
@@ -839,27 +861,15 @@ impl Gateway {
             .to_owned();
         // HTTP/1 header names reach us lowercased; rules and logs see them in their usual
         // spelling (`User-Agent`), as a server that keeps the case would show them.
-        let names: Vec<std::borrow::Cow<'_, str>> = req
-            .headers()
-            .keys()
-            .map(|k| {
-                if req.version() == Version::HTTP_2 {
-                    std::borrow::Cow::Borrowed(k.as_str())
-                } else {
-                    title_case(k.as_str())
-                }
-            })
-            .collect();
-        let headers: Vec<(&[u8], &[u8])> = req
-            .headers()
-            .iter()
-            .zip(&names)
-            .map(|((_, v), name)| (name.as_bytes(), v.as_bytes()))
-            .collect();
+        let titled = match req.version() {
+            Version::HTTP_2 => String::new(),
+            _ => title_case(req.headers().iter().map(|(k, _)| k.as_str())),
+        };
+        let headers = waf_headers(req.headers(), &titled);
         let mut intervention =
             tx.process_request_headers(req.method().as_str(), &target, protocol, &headers);
         drop(headers);
-        drop(names);
+        drop(titled);
         let mut too_large = false;
         if intervention.is_none() {
             if tx.wants_request_body() {
@@ -1841,10 +1851,51 @@ mod tests {
 
     #[test]
     fn header_names_get_their_usual_spelling() {
-        assert_eq!(title_case("user-agent"), "User-Agent");
-        assert_eq!(title_case("referer"), "Referer");
-        assert_eq!(title_case("x-forwarded-for"), "X-Forwarded-For");
-        assert_eq!(title_case("-a--b-"), "-A--B-");
-        assert_eq!(title_case(""), "");
+        let one = |n: &str| title_case(std::iter::once(n));
+        assert_eq!(one("user-agent"), "User-Agent");
+        assert_eq!(one("referer"), "Referer");
+        assert_eq!(one("x-forwarded-for"), "X-Forwarded-For");
+        assert_eq!(one("-a--b-"), "-A--B-");
+        assert_eq!(one(""), "");
+    }
+
+    /// A repeated header reaches the WAF once per value, each line under its own name.
+    #[test]
+    fn waf_headers_pair_each_value_with_its_name() {
+        let mut map = http::HeaderMap::new();
+        map.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        map.append("cookie", HeaderValue::from_static("a=1"));
+        map.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        map.append("user-agent", HeaderValue::from_static("curl"));
+        map.append("cookie", HeaderValue::from_static("b=2"));
+        let titled = title_case(map.iter().map(|(k, _)| k.as_str()));
+        let mut lines: Vec<(String, String)> = waf_headers(&map, &titled)
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect();
+        lines.sort();
+        let expect = [
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+            ("User-Agent", "curl"),
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("X-Forwarded-For", "10.0.0.2"),
+        ];
+        assert_eq!(
+            lines,
+            expect.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+        );
+        // names kept as they are (HTTP/2)
+        let raw = waf_headers(&map, "");
+        assert!(
+            raw.iter()
+                .all(|(k, _)| k.iter().all(|b| !b.is_ascii_uppercase()))
+        );
+        assert_eq!(raw.len(), 5);
     }
 }
