@@ -312,10 +312,8 @@ fn two_tokens(f: &mut Folded, pos: &mut usize, left: &mut usize) -> Step {
     {
         *pos -= 1;
         *left = 0;
-    } else if a.ty == ty::LEFT_PARENS && unary_b {
-        *pos -= 1;
-        *left = left.saturating_sub(1);
-    } else if f.merge_words(l, *pos) {
+    } else if (a.ty == ty::LEFT_PARENS && unary_b) || f.merge_words(l, *pos) {
+        // `( -` is `(`; `UNION ALL` one word
         *pos -= 1;
         *left = left.saturating_sub(1);
     } else if a.ty == ty::SEMICOLON

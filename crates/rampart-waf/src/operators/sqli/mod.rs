@@ -46,33 +46,32 @@ pub(crate) fn detect(input: &[u8]) -> Option<Fingerprint> {
     if input.is_empty() {
         return None;
     }
-    const fn ctx(quote: u8, mysql: bool) -> Context {
-        Context { quote, mysql }
-    }
-    let (fp, mysql_hint) = check(input, ctx(0, false));
-    if fp.is_some() {
-        return fp;
-    }
-    if mysql_hint {
-        if let (Some(fp), _) = check(input, ctx(0, true)) {
-            return Some(fp);
+    // As is, then as if after a `'`: in ANSI SQL, and again in MySQL when a `#` or `--x`
+    // comment may read differently there.
+    for quote in [0, b'\''] {
+        if quote != 0 && memchr::memchr(quote, input).is_none() {
+            continue;
         }
-    }
-    if memchr::memchr(b'\'', input).is_some() {
-        let (fp, mysql_hint) = check(input, ctx(b'\'', false));
+        let (fp, mysql_hint) = check(
+            input,
+            Context {
+                quote,
+                mysql: false,
+            },
+        );
         if fp.is_some() {
             return fp;
         }
-        if mysql_hint {
-            if let (Some(fp), _) = check(input, ctx(b'\'', true)) {
-                return Some(fp);
-            }
-        }
-    }
-    if memchr::memchr(b'"', input).is_some() {
-        if let (Some(fp), _) = check(input, ctx(b'"', true)) {
+        if mysql_hint && let Some(fp) = check(input, Context { quote, mysql: true }).0 {
             return Some(fp);
         }
+    }
+    // As if after a `"`: MySQL only.
+    let quote = b'"';
+    if memchr::memchr(quote, input).is_some()
+        && let Some(fp) = check(input, Context { quote, mysql: true }).0
+    {
+        return Some(fp);
     }
     None
 }

@@ -420,7 +420,7 @@ impl<'a> Tokenizer<'a> {
         }
         let open = s[q + 2];
         // libinjection compares a signed char: bytes 0x80-0xFF are below 33 too
-        if open < 33 || open >= 0x80 {
+        if !(33..0x80).contains(&open) {
             return self.word(pos);
         }
         let close = match open {
