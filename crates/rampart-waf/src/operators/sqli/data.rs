@@ -3,7 +3,8 @@
 //!
 //! Words: `keywords.txt` holds one `TYPE WORD` per line (upper-case words, which may hold
 //! spaces: `NOT IN`, `GROUP BY`). They go into an open-addressing hash table of indexes
-//! (linear probing, FNV-1a of the upper-cased bytes); a word absent from it is a bareword.
+//! (linear probing; the key is the upper-cased word as four `u64`, hashed eight bytes at a
+//! time); a word absent from it is a bareword.
 //!
 //! Fingerprints: `fingerprints.txt` holds one upper-cased fingerprint per line, sorted. Each
 //! is packed big-endian into a `u64` (first character in the top byte, zero padded), which
@@ -31,17 +32,47 @@ const fn line_count(text: &[u8]) -> usize {
 const KEYWORD_COUNT: usize = line_count(KEYWORD_TEXT);
 const FINGERPRINT_COUNT: usize = line_count(FINGERPRINT_TEXT);
 
-/// One word of the table: where its text starts in `KEYWORD_TEXT`, its length, its type.
+/// A word of up to 32 bytes, upper-cased, as four little-endian `u64` (zero padded).
+type Key = [u64; 4];
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// ASCII upper case of eight bytes at once (bytes 0x80-0xFF unchanged).
+#[inline(always)]
+const fn upper8(x: u64) -> u64 {
+    let high = ONES * 0x80;
+    let low7 = x & !high;
+    // bit 7 of each byte: its low seven bits are at least `a`, above `z`
+    let ge_a = low7 + ONES * (0x80 - b'a' as u64);
+    let gt_z = low7 + ONES * (0x80 - b'z' as u64 - 1);
+    let lower = ge_a & !gt_z & !x & high;
+    x - (lower >> 2)
+}
+
+const HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline(always)]
+const fn hash(key: &Key, len: usize) -> u64 {
+    let mut h = (len as u64).wrapping_mul(HASH_K);
+    let mut i = 0;
+    while i < len.div_ceil(8) {
+        h = (h.rotate_left(5) ^ key[i]).wrapping_mul(HASH_K);
+        i += 1;
+    }
+    h
+}
+
+/// One word of the table: its key, length and type.
 #[derive(Clone, Copy)]
 struct Entry {
-    start: u16,
+    key: Key,
     len: u8,
     ty: u8,
 }
 
 const fn parse_keywords() -> [Entry; KEYWORD_COUNT] {
     let mut out = [Entry {
-        start: 0,
+        key: [0; 4],
         len: 0,
         ty: 0,
     }; KEYWORD_COUNT];
@@ -53,19 +84,21 @@ const fn parse_keywords() -> [Entry; KEYWORD_COUNT] {
         assert!(text[i + 1] == b' ', "keywords.txt: TYPE WORD");
         let start = i + 2;
         let mut end = start;
+        let mut key = [0u64; 4];
         while text[end] != b'\n' {
+            let k = end - start;
+            assert!(k < MAX_WORD, "keywords.txt: word too long");
+            key[k / 8] |= (text[end] as u64) << (8 * (k % 8));
             end += 1;
         }
-        assert!(
-            end > start && end - start <= MAX_WORD,
-            "keywords.txt: word length"
-        );
-        assert!(
-            start <= u16::MAX as usize,
-            "keywords.txt: too long for u16 offsets"
-        );
+        assert!(end > start, "keywords.txt: empty word");
+        let mut c = 0;
+        while c < 4 {
+            key[c] = upper8(key[c]);
+            c += 1;
+        }
         out[n] = Entry {
-            start: start as u16,
+            key,
             len: (end - start) as u8,
             ty,
         };
@@ -77,81 +110,133 @@ const fn parse_keywords() -> [Entry; KEYWORD_COUNT] {
 
 static KEYWORDS: [Entry; KEYWORD_COUNT] = parse_keywords();
 
-const TABLE_BITS: u32 = 11;
+const TABLE_BITS: u32 = 12;
 const TABLE_SIZE: usize = 1 << TABLE_BITS;
 const _: () = assert!(
-    KEYWORD_COUNT * 2 <= TABLE_SIZE,
-    "keep the table at most half full"
+    KEYWORD_COUNT * 4 <= TABLE_SIZE,
+    "keep the table at most a quarter full"
 );
 
-/// FNV-1a over bytes, then a multiplicative spread to the table's index width.
 #[inline(always)]
 const fn slot_of(hash: u64) -> usize {
-    (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
+    (hash >> (64 - TABLE_BITS)) as usize
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-const fn fnv_step(h: u64, b: u8) -> u64 {
-    (h ^ b as u64).wrapping_mul(FNV_PRIME)
+/// 16 other bits of the hash, kept in the slot to pass over most other words unread.
+#[inline(always)]
+const fn tag_of(hash: u64) -> u32 {
+    (hash >> 16) as u32 & 0xFFFF
 }
 
-/// Hash table of `KEYWORDS` indexes plus one; 0 is an empty slot.
-const fn build_table() -> [u16; TABLE_SIZE] {
+/// Hash table (linear probing) of slots `tag << 16 | index + 1` into `KEYWORDS`; 0 is empty.
+const fn build_table() -> [u32; TABLE_SIZE] {
     let entries = parse_keywords();
-    let mut table = [0u16; TABLE_SIZE];
+    let mut table = [0u32; TABLE_SIZE];
     let mut n = 0;
     while n < KEYWORD_COUNT {
         let e = entries[n];
-        let mut h = FNV_OFFSET;
-        let mut i = 0;
-        while i < e.len as usize {
-            h = fnv_step(h, KEYWORD_TEXT[e.start as usize + i]);
-            i += 1;
-        }
+        let h = hash(&e.key, e.len as usize);
         let mut slot = slot_of(h);
         while table[slot] != 0 {
             slot = (slot + 1) & (TABLE_SIZE - 1);
         }
-        table[slot] = (n + 1) as u16;
+        table[slot] = tag_of(h) << 16 | (n + 1) as u32;
         n += 1;
     }
     table
 }
 
-static TABLE: [u16; TABLE_SIZE] = build_table();
+static TABLE: [u32; TABLE_SIZE] = build_table();
 
-/// Type of a word, looked up without regard to ASCII case: the type character of the table
-/// (`k`, `f`, `o`, `U`, …), or `n` (bareword) for a word it does not hold.
+/// For each length below 32, the first letters (bit `c - b'A'`) of the words that start a
+/// phrase of the table at that length (`NATURAL` and `NATURAL LEFT` of `NATURAL LEFT JOIN`):
+/// words merge only into such phrases.
+const fn build_phrase_starts() -> [u32; 32] {
+    let mut out = [0u32; 32];
+    let text = KEYWORD_TEXT;
+    let mut i = 0;
+    while i < text.len() {
+        let start = i + 2;
+        let mut end = start;
+        while text[end] != b'\n' {
+            if text[end] == b' ' {
+                let first = text[start];
+                assert!(
+                    first.is_ascii_uppercase(),
+                    "keywords.txt: a phrase starts with a letter"
+                );
+                out[end - start] |= 1 << (first - b'A');
+            }
+            end += 1;
+        }
+        i = end + 1;
+    }
+    out
+}
+
+static PHRASE_STARTS: [u32; 32] = build_phrase_starts();
+
+/// Whether a word of `len` bytes starting with `first` may begin a phrase of the table.
 #[inline]
-pub(super) fn word_type(word: &[u8]) -> u8 {
-    if word.is_empty() || word.len() > MAX_WORD {
+pub(super) fn may_start_phrase(first: u8, len: usize) -> bool {
+    let c = first.to_ascii_uppercase();
+    c.is_ascii_uppercase()
+        && PHRASE_STARTS
+            .get(len)
+            .is_some_and(|m| m & 1 << (c - b'A') != 0)
+}
+
+/// Type of the word `s[start..start + len]`, looked up without regard to ASCII case: the
+/// type character of the table (`k`, `f`, `o`, `U`, …), or `n` (bareword) for a word it
+/// does not hold. (The word is read eight bytes at a time, past its end where the input
+/// goes on, masked.)
+#[inline]
+pub(super) fn word_type_at(s: &[u8], start: usize, len: usize) -> u8 {
+    if len == 0 || len > MAX_WORD {
         return b'n';
     }
-    let mut upper = [0u8; MAX_WORD];
-    let mut h = FNV_OFFSET;
-    for (dst, &b) in upper.iter_mut().zip(word) {
-        let u = b.to_ascii_uppercase();
-        *dst = u;
-        h = fnv_step(h, u);
+    let mut key: Key = [0; 4];
+    for (i, k) in key.iter_mut().enumerate().take(len.div_ceil(8)) {
+        let off = start + 8 * i;
+        let v = match s.get(off..off + 8) {
+            Some(b) => <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes),
+            None => {
+                let mut t = [0u8; 8];
+                let tail = s.get(off..start + len).unwrap_or_default();
+                t[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                u64::from_le_bytes(t)
+            }
+        };
+        let rem = len - 8 * i;
+        let v = if rem < 8 {
+            v & ((1u64 << (8 * rem)) - 1)
+        } else {
+            v
+        };
+        *k = upper8(v);
     }
-    let upper = &upper[..word.len()];
+    let h = hash(&key, len);
+    let tag = tag_of(h);
     let mut slot = slot_of(h);
     loop {
-        let idx = TABLE[slot];
-        if idx == 0 {
+        let v = TABLE[slot];
+        if v == 0 {
             return b'n';
         }
-        let e = KEYWORDS[usize::from(idx) - 1];
-        let start = usize::from(e.start);
-        if usize::from(e.len) == upper.len()
-            && KEYWORD_TEXT.get(start..start + upper.len()) == Some(upper)
-        {
-            return e.ty;
+        if v >> 16 == tag {
+            let e = &KEYWORDS[(v & 0xFFFF) as usize - 1];
+            if usize::from(e.len) == len && e.key == key {
+                return e.ty;
+            }
         }
         slot = (slot + 1) & (TABLE_SIZE - 1);
     }
+}
+
+/// Type of a word (see `word_type_at`).
+#[cfg(test)]
+pub(super) fn word_type(word: &[u8]) -> u8 {
+    word_type_at(word, 0, word.len())
 }
 
 /// Packs up to 8 bytes big-endian, zero padded (longer input: the first 8).

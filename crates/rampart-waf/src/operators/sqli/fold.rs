@@ -85,14 +85,14 @@ impl<'a> Folded<'a> {
         }
         let (la, lb) = (usize::from(a.len), usize::from(b.len));
         let len = la + lb + 1;
-        if len > VAL_MAX {
+        if len > VAL_MAX || !data::may_start_phrase(self.first(&a), la) {
             return false;
         }
-        let mut buf = [0u8; VAL_MAX];
+        let mut buf = [0u8; VAL_MAX + 1];
         buf[..la].copy_from_slice(self.val(&a));
         buf[la] = b' ';
         buf[la + 1..len].copy_from_slice(self.val(&b));
-        let t = data::word_type(&buf[..len]);
+        let t = data::word_type_at(&buf, 0, len);
         if t == ty::BAREWORD {
             return false;
         }
@@ -104,7 +104,7 @@ impl<'a> Folded<'a> {
         let Some(slot) = (0..MERGE_SLOTS).find(|&s| !used(s)) else {
             return false;
         };
-        self.merged[slot] = buf;
+        self.merged[slot].copy_from_slice(&buf[..VAL_MAX]);
         let a = &mut self.tokens[i];
         a.ty = t;
         a.src = slot as u8;

@@ -107,6 +107,31 @@ fn word_table_and_blacklist_match_the_library() {
     assert!(!data::blacklisted(data::pack(b"SSSS")));
 }
 
+/// Lookups read eight bytes at a time, past the word where the input goes on; and every
+/// phrase of the table passes the merge pre-check.
+#[test]
+fn word_lookup_edges() {
+    use libinjectionrs::sqli::sqli_data::SQL_KEYWORDS;
+    assert_eq!(data::word_type_at(b"selectX", 0, 6), b'E');
+    assert_eq!(data::word_type_at(b"xselect", 1, 6), b'E');
+    assert_eq!(data::word_type_at(b"select", 0, 5), b'n');
+    assert_eq!(data::word_type_at(b"-Union all select", 1, 9), b'U');
+    assert_eq!(data::word_type_at(b"current_timestamp()", 0, 17), b'v');
+    for k in SQL_KEYWORDS.iter().filter(|k| k.token_type != b'F') {
+        let w = k.word.as_bytes();
+        for (i, _) in w.iter().enumerate().filter(|&(_, &b)| b == b' ') {
+            assert!(data::may_start_phrase(w[0], i), "{}", k.word);
+            assert!(
+                data::may_start_phrase(w[0].to_ascii_lowercase(), i),
+                "{}",
+                k.word
+            );
+        }
+    }
+    assert!(!data::may_start_phrase(b'x', 5));
+    assert!(!data::may_start_phrase(b'1', 5));
+}
+
 #[test]
 fn character_classes_match_the_library() {
     use libinjectionrs::sqli::sqli_data::{CharType, get_char_type};

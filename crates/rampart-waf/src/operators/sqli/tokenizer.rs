@@ -192,8 +192,25 @@ const fn byte_set(members: &[u8]) -> [bool; 256] {
     t
 }
 
-/// Bytes that end a word.
-static WORD_END: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0B\x0C\r\"\xA0\x00");
+const WORD_ENDS: u8 = 1;
+const WORD_SPLITS: u8 = 2;
+
+/// Per byte: `WORD_ENDS` if it ends a word, `WORD_SPLITS` if a known word before it ends
+/// the word there (`.`, `` ` ``), else 0.
+static WORD_BYTE: [u8; 256] = {
+    let ends = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0B\x0C\r\"\xA0\x00");
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if ends[i] {
+            t[i] = WORD_ENDS;
+        }
+        i += 1;
+    }
+    t[b'.' as usize] = WORD_SPLITS;
+    t[b'`' as usize] = WORD_SPLITS;
+    t
+};
 /// Bytes that end a variable name.
 static VAR_END: [bool; 256] = byte_set(b" <>:\\?=@!#~+-*/&|^%(),;'\t\n\x0B\x0C\r`\"");
 
@@ -290,7 +307,7 @@ impl<'a> Tokenizer<'a> {
         if c == b'<' && c1 == b'=' && self.at(pos + 2) == Some(b'>') {
             return (Token::new(ty::OPERATOR, pos, 3), pos + 3);
         }
-        match data::word_type(&[c, c1]) {
+        match data::word_type_at(s, pos, 2) {
             ty::BAREWORD => {}
             ty::LOGIC_OPERATOR => return (Token::new(ty::LOGIC_OPERATOR, pos, 2), pos + 2),
             _ => return (Token::new(ty::OPERATOR, pos, 2), pos + 2),
@@ -476,32 +493,36 @@ impl<'a> Tokenizer<'a> {
     fn word(&self, pos: usize) -> (Token, usize) {
         let s = self.s;
         let rest = &s[pos..];
-        let len = rest
-            .iter()
-            .position(|&b| WORD_END[usize::from(b)])
-            .unwrap_or(rest.len());
-        let word = &rest[..len];
-        for (i, &b) in word.iter().enumerate().take(data::MAX_WORD + 1) {
-            if b == b'.' || b == b'`' {
-                let t = data::word_type(&word[..i]);
-                if t != ty::BAREWORD {
-                    return (Token::new(t, pos, i), pos + i);
+        let mut len = rest.len();
+        let mut seen = 0u8;
+        for (i, &b) in rest.iter().enumerate() {
+            let k = WORD_BYTE[usize::from(b)];
+            if k == WORD_ENDS {
+                len = i;
+                break;
+            }
+            seen |= k;
+        }
+        if seen & WORD_SPLITS != 0 {
+            for (i, &b) in rest[..len].iter().enumerate().take(data::MAX_WORD + 1) {
+                if b == b'.' || b == b'`' {
+                    let t = data::word_type_at(s, pos, i);
+                    if t != ty::BAREWORD {
+                        return (Token::new(t, pos, i), pos + i);
+                    }
                 }
             }
         }
-        let t = if len <= data::MAX_WORD {
-            data::word_type(word)
-        } else {
-            ty::BAREWORD
-        };
-        (Token::new(t, pos, len), pos + len)
+        (
+            Token::new(data::word_type_at(s, pos, len), pos, len),
+            pos + len,
+        )
     }
 
     /// `` `name` ``: a bareword, or a function when the (capped) name is one.
     fn tick(&self, pos: usize) -> (Token, usize) {
         let (mut tok, next) = self.quoted(pos, b'`', 1);
-        let name = self.s.get(tok.pos..tok.pos + usize::from(tok.len));
-        tok.ty = if data::word_type(name.unwrap_or_default()) == ty::FUNCTION {
+        tok.ty = if data::word_type_at(self.s, tok.pos, usize::from(tok.len)) == ty::FUNCTION {
             ty::FUNCTION
         } else {
             ty::BAREWORD
