@@ -186,6 +186,31 @@ pub(super) fn may_start_phrase(first: u8, len: usize) -> bool {
             .is_some_and(|m| m & 1 << (c - b'A') != 0)
 }
 
+/// Per length, the sets (256 bits) of first and of last bytes of the table's words: most
+/// other words fail these two tests and are not hashed.
+const fn build_edges() -> [[[u64; 4]; 2]; MAX_WORD + 1] {
+    let mut out = [[[0u64; 4]; 2]; MAX_WORD + 1];
+    let entries = parse_keywords();
+    let mut n = 0;
+    while n < KEYWORD_COUNT {
+        let e = entries[n];
+        let len = e.len as usize;
+        let first = (e.key[0] & 0xFF) as usize;
+        let last = ((e.key[(len - 1) / 8] >> (8 * ((len - 1) % 8))) & 0xFF) as usize;
+        out[len][0][first / 64] |= 1 << (first % 64);
+        out[len][1][last / 64] |= 1 << (last % 64);
+        n += 1;
+    }
+    out
+}
+
+static EDGES: [[[u64; 4]; 2]; MAX_WORD + 1] = build_edges();
+
+#[inline(always)]
+fn has(set: &[u64; 4], b: u8) -> bool {
+    set[usize::from(b >> 6)] >> (b & 63) & 1 != 0
+}
+
 /// Type of the word `s[start..start + len]`, looked up without regard to ASCII case: the
 /// type character of the table (`k`, `f`, `o`, `U`, …), or `n` (bareword) for a word it
 /// does not hold. (The word is read eight bytes at a time, past its end where the input
@@ -193,6 +218,11 @@ pub(super) fn may_start_phrase(first: u8, len: usize) -> bool {
 #[inline]
 pub(super) fn word_type_at(s: &[u8], start: usize, len: usize) -> u8 {
     if len == 0 || len > MAX_WORD {
+        return b'n';
+    }
+    let edge = |i: usize| s.get(i).map_or(0, u8::to_ascii_uppercase);
+    let [firsts, lasts] = &EDGES[len];
+    if !has(firsts, edge(start)) || !has(lasts, edge(start + len - 1)) {
         return b'n';
     }
     let mut key: Key = [0; 4];
