@@ -215,7 +215,7 @@ fn has(set: &[u64; 4], b: u8) -> bool {
 /// type character of the table (`k`, `f`, `o`, `U`, …), or `n` (bareword) for a word it
 /// does not hold. (The word is read eight bytes at a time, past its end where the input
 /// goes on, masked.)
-#[inline]
+#[inline(always)]
 pub(super) fn word_type_at(s: &[u8], start: usize, len: usize) -> u8 {
     if len == 0 || len > MAX_WORD {
         return b'n';
@@ -225,6 +225,12 @@ pub(super) fn word_type_at(s: &[u8], start: usize, len: usize) -> u8 {
     if !has(firsts, edge(start)) || !has(lasts, edge(start + len - 1)) {
         return b'n';
     }
+    lookup(s, start, len)
+}
+
+/// The hash-table part of `word_type_at`, for a length `1..=MAX_WORD` within `s`.
+#[inline(never)]
+fn lookup(s: &[u8], start: usize, len: usize) -> u8 {
     let mut key: Key = [0; 4];
     for (i, k) in key.iter_mut().enumerate().take(len.div_ceil(8)) {
         let off = start + 8 * i;
