@@ -83,15 +83,18 @@ impl<'a> Folded<'a> {
         if !LEFT.contains(&a.ty) || !RIGHT.contains(&b.ty) {
             return false;
         }
-        let (la, lb) = (usize::from(a.len), usize::from(b.len));
+        // (the values are `a.len` and `b.len` bytes long; their own lengths keep the
+        // copies below in bounds whatever happens)
+        let (va, vb) = (self.val(&a), self.val(&b));
+        let (la, lb) = (va.len(), vb.len());
         let len = la + lb + 1;
         if len > VAL_MAX || !data::may_start_phrase(self.first(&a), la) {
             return false;
         }
         let mut buf = [0u8; VAL_MAX + 1];
-        buf[..la].copy_from_slice(self.val(&a));
+        buf[..la].copy_from_slice(va);
         buf[la] = b' ';
-        buf[la + 1..len].copy_from_slice(self.val(&b));
+        buf[la + 1..len].copy_from_slice(vb);
         let t = data::word_type_at(&buf, 0, len);
         if t == ty::BAREWORD {
             return false;
