@@ -110,6 +110,11 @@ pub fn transformation_index(name: &str) -> Option<usize> {
     crate::transforms::lookup(name).map(|(i, _)| i)
 }
 
+/// `@detectSQLi`'s detector: the fingerprint when it reports an injection, else `None`.
+pub fn sqli_fingerprint(value: &[u8]) -> Option<Vec<u8>> {
+    operators::sqli::detect(value).map(|fp| fp.as_bytes().to_vec())
+}
+
 /// A compiled operator, evaluated against an empty transaction.
 pub struct Operator {
     op: operators::CompiledOp,

@@ -1,9 +1,9 @@
-//! `@detectSQLi` and `@detectXSS`: libinjection (pure Rust port `libinjectionrs`).
+//! `@detectSQLi` and `@detectXSS`: libinjection. SQLi by our own implementation of its
+//! algorithm (`super::sqli`, held to the Rust port `libinjectionrs` by differential tests),
+//! XSS by `libinjectionrs`.
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use libinjectionrs::{SqliFlags, SqliState};
-
-use super::{Captures, CompileCtx, Operator};
+use super::{Captures, CompileCtx, Operator, sqli};
 use crate::error::CompileError;
 use crate::state::TxData;
 
@@ -18,22 +18,14 @@ impl Operator for DetectSqli {
         if sqli_impossible(value) {
             return false;
         }
-        // `SqliState::detect` rather than `detect_sqli`: the latter tokenizes the input once
-        // more after deciding, for the fingerprint, which only a detection needs (the
-        // fingerprint is the one of the last context tried, as there).
-        // A young port: should it ever panic, fail closed (report an injection).
-        let Ok(fingerprint) = catch_unwind(AssertUnwindSafe(|| {
-            let mut state = SqliState::new(value, SqliFlags::FLAG_NONE);
-            state.detect().then(|| state.get_fingerprint())
-        })) else {
-            return true;
-        };
-        let Some(fingerprint) = fingerprint else {
+        // Our detector (`super::sqli`): libinjection's verdict and fingerprint (the one of
+        // the reading that reported), without allocating and without panicking.
+        let Some(fingerprint) = sqli::detect(value) else {
             return false;
         };
         if let Some(c) = caps {
             c.clear();
-            c.push(fingerprint.as_str().as_bytes().to_vec());
+            c.push(fingerprint.as_bytes().to_vec());
         }
         true
     }

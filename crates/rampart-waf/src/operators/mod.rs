@@ -13,6 +13,7 @@ mod libinjection;
 mod numeric;
 mod pm;
 pub(crate) mod rx;
+pub(crate) mod sqli;
 mod strings;
 mod strmatch;
 mod unconditional;
