@@ -1,8 +1,8 @@
 //! Prefilter: the `@rx` rules of one phase that read the same values are answered for all
 //! their values at once, and so are the `@pm` / `@pmFromFile` rules.
 //!
-//! A rule qualifies when its operator is a non-negated `@rx`, `@pm` or `@pmFromFile`, it is not
-//! `multiMatch`, and every target reads request or response data (values that do not change
+//! A rule qualifies when its operator is a non-negated `@rx`, `@pm` or `@pmFromFile` and every
+//! target reads request or response data (values that do not change
 //! during a phase, see [`variables::is_stable`]). Such rules are grouped by phase, operator kind
 //! and the values they read (up to [`MAX_GROUP`] rules a group, whatever their transformation
 //! chains); a group compiles its members' patterns into one multi-pattern regex, or their
@@ -18,7 +18,10 @@
 //! plain search, faster than the overlapping one) and only then which. A rule found
 //! in none cannot match its own values (a subset of the union, transformed by the same chain):
 //! it is skipped without reading its targets. A rule that was found is evaluated as usual, so
-//! what a rule reports never depends on the prefilter.
+//! what a rule reports never depends on the prefilter. A `multiMatch` rule (checked on a value
+//! and again after every transformation that changes it) joins a group only when its chain
+//! names the bytes it reacts to: it is scanned on the values themselves, and counts as found
+//! on any value its chain could change.
 //!
 //! One set scan per value replaces one regex scan per rule and value; on CRS at paranoia level 1
 //! that is a few dozen scans instead of thousands for an ordinary request.
@@ -57,6 +60,12 @@ pub(crate) struct Prefilter {
     /// (every pattern is caseless, or phrases): for each of `chains`, [`touch`] beyond case.
     /// A value without those features needs no run of the chain: the value itself serves.
     pub chain_touch_beyond_case: Option<Vec<Option<u32>>>,
+    /// The `multiMatch` members (bit) and the features a value needs for their own chain to
+    /// possibly change it. Such a member is scanned on the value itself: a value its chain
+    /// would leave as it is gets checked once, as it is, so a member found in no such value
+    /// and facing no other value cannot match; a value with those features makes the member
+    /// count as found (it is then evaluated as usual).
+    pub multi: Vec<(u64, u32)>,
 }
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
@@ -115,12 +124,21 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             }
             let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
             let mut chain_members: Vec<u64> = Vec::new();
+            let mut multi: Vec<(u64, u32)> = Vec::new();
             for (slot, &i) in members.iter().enumerate() {
                 let r = &rules[i];
-                let c = match chains.iter().position(|(id, _)| *id == r.tchain) {
+                // a `multiMatch` member is scanned on the value itself (the empty chain, id 0)
+                let (id, chain) = if r.multi_match {
+                    let t = touch(&r.transforms, false).unwrap_or(u32::MAX);
+                    multi.push((1 << slot, t));
+                    (0, Vec::new())
+                } else {
+                    (r.tchain, r.transforms.clone())
+                };
+                let c = match chains.iter().position(|(cid, _)| *cid == id) {
                     Some(c) => c,
                     None => {
-                        chains.push((r.tchain, r.transforms.clone()));
+                        chains.push((id, chain));
                         chain_members.push(0);
                         chains.len() - 1
                     }
@@ -160,6 +178,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 len: members.len(),
                 targets,
                 matcher,
+                multi,
             });
         }
     }
@@ -300,7 +319,13 @@ fn signature(targets: &[Target]) -> String {
 /// The pattern of a rule the prefilter can answer for, if it can.
 fn eligible(r: &Rule) -> Option<Kind<'_>> {
     let op = r.op.as_ref()?;
-    if op.negated || r.multi_match || r.targets.is_empty() {
+    if op.negated || r.targets.is_empty() {
+        return None;
+    }
+    // a `multiMatch` rule checks a value after each transformation that changes it: it can be
+    // answered only for the values its chain leaves as they are (see `Prefilter::multi`), and
+    // a chain that may change any value leaves none
+    if r.multi_match && touch(&r.transforms, false).is_none() {
         return None;
     }
     if !r
@@ -426,6 +451,37 @@ SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerca
         // (`%2542` is `%42` once the query is parsed, then `B`)
         assert_eq!(matched(&e, "/?q=A%2542c", &[]), [24]);
         assert_eq!(matched(&e, "/?q=ab", &[]), Vec::<u32>::new());
+    }
+
+    const MULTI_RULES: &str = r#"
+SecRule ARGS "@rx \.\./" "id:31,phase:1,pass,log,t:none,t:urlDecodeUni,multiMatch"
+SecRule ARGS "@rx ^abc$" "id:32,phase:1,pass,log,t:none"
+SecRule ARGS "@rx xyz" "id:33,phase:1,pass,log,t:none,t:length,multiMatch"
+SecRule ARGS "@rx ^x%2e$" "id:34,phase:1,pass,log,t:none,t:urlDecodeUni,multiMatch"
+"#;
+
+    /// A `multiMatch` rule joins a group when its chain names what it rewrites: found on the
+    /// value itself, or counted as found on a value its chain could change; one whose chain
+    /// changes every value (`length`) stays out.
+    #[test]
+    fn multi_match_rules_are_answered_for_values_their_chain_leaves_alone() {
+        let e = engine(MULTI_RULES);
+        assert_eq!(e.prefilters.len(), 1);
+        assert_eq!(e.prefilters[0].members(), 3);
+        let grouped: Vec<u32> = e
+            .rules
+            .iter()
+            .filter(|r| r.prefilter.is_some())
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(grouped, [31, 32, 34]);
+        assert_eq!(matched(&e, "/?q=a/../b", &[]), [31]);
+        // `..%2F` is `../` only once decoded: the value has a `%`, so 31 is evaluated
+        assert_eq!(matched(&e, "/?q=..%252F", &[]), [31]);
+        // 34 matches the value before its chain decodes it
+        assert_eq!(matched(&e, "/?q=x%252e", &[]), [34]);
+        assert_eq!(matched(&e, "/?q=abc", &[]), [32]);
+        assert_eq!(matched(&e, "/?q=a/./b", &[]), Vec::<u32>::new());
     }
 
     #[test]

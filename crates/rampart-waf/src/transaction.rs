@@ -879,6 +879,12 @@ impl<'e> Transaction<'e> {
             } else {
                 transforms::features(value)
             };
+            // a `multiMatch` member whose chain could change this value is evaluated as usual
+            for &(bit, t) in &pf.multi {
+                if t & have != 0 {
+                    hits |= bit;
+                }
+            }
             // (where case does not matter, a chain that would only change case is not run)
             let rewriting = |c: usize| {
                 pf.chain_touch[c].is_none_or(|t| t & have != 0)
