@@ -361,6 +361,15 @@ mod tests {
         tx.matched_rules().iter().map(|m| m.id).collect()
     }
 
+    /// The ids of the rules that belong to a group.
+    fn grouped(e: &WafEngine) -> Vec<u32> {
+        e.rules
+            .iter()
+            .filter(|r| r.prefilter.is_some())
+            .map(|r| r.id)
+            .collect()
+    }
+
     const RULES: &str = r#"
 SecRule ARGS "@rx ^a+$" "id:1,phase:1,pass,log,t:none,t:lowercase"
 SecRule REQUEST_HEADERS:User-Agent "@rx bot" "id:2,phase:1,pass,log,t:none,t:lowercase"
@@ -381,13 +390,7 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
         assert_eq!(e.prefilters.len(), 1);
         assert_eq!(e.prefilters[0].members(), 4);
         assert_eq!(e.prefilters[0].chains.len(), 2);
-        let grouped: Vec<u32> = e
-            .rules
-            .iter()
-            .filter(|r| r.prefilter.is_some())
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(grouped, [1, 3, 7, 8]);
+        assert_eq!(grouped(&e), [1, 3, 7, 8]);
     }
 
     const PM_RULES: &str = r#"
@@ -468,13 +471,7 @@ SecRule ARGS "@rx ^x%2e$" "id:34,phase:1,pass,log,t:none,t:urlDecodeUni,multiMat
         let e = engine(MULTI_RULES);
         assert_eq!(e.prefilters.len(), 1);
         assert_eq!(e.prefilters[0].members(), 3);
-        let grouped: Vec<u32> = e
-            .rules
-            .iter()
-            .filter(|r| r.prefilter.is_some())
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(grouped, [31, 32, 34]);
+        assert_eq!(grouped(&e), [31, 32, 34]);
         assert_eq!(matched(&e, "/?q=a/../b", &[]), [31]);
         // `..%2F` is `../` only once decoded: the value has a `%`, so 31 is evaluated
         assert_eq!(matched(&e, "/?q=..%252F", &[]), [31]);
