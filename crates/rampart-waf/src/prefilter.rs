@@ -21,7 +21,9 @@
 //! what a rule reports never depends on the prefilter. A `multiMatch` rule (checked on a value
 //! and again after every transformation that changes it) joins a group only when its chain
 //! names the bytes it reacts to: it is scanned on the values themselves, and counts as found
-//! on any value its chain could change.
+//! on any value its chain could change. A pattern found in any value (`^.*$`: it matches
+//! every probe in [`PROBES`]) would only make each scan slower and report its rule
+//! everywhere: such a rule is evaluated as it is.
 //!
 //! One set scan per value replaces one regex scan per rule and value; on CRS at paranoia level 1
 //! that is a few dozen scans instead of thousands for an ordinary request.
@@ -36,6 +38,7 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::per_thread::PerThread;
 use crate::rule::Rule;
+use crate::state::TxData;
 use crate::transforms::Transform;
 use crate::variables::{self, Target};
 
@@ -316,6 +319,10 @@ fn signature(targets: &[Target]) -> String {
     parts.join("|")
 }
 
+/// Values unlike each other (empty, a letter, a digit, control and high bytes, a line break,
+/// ordinary text): a pattern found in all of them is taken to match anything.
+const PROBES: [&[u8]; 6] = [b"", b"q", b"7", b"\x00\xff", b"\n", b"plain text 42"];
+
 /// The pattern of a rule the prefilter can answer for, if it can.
 fn eligible(r: &Rule) -> Option<Kind<'_>> {
     let op = r.op.as_ref()?;
@@ -336,6 +343,15 @@ fn eligible(r: &Rule) -> Option<Kind<'_>> {
         return None;
     }
     match (op.op.rx_pattern(), op.op.phrases()) {
+        // a pattern found in any value (`^.*$`) would make every scan report it: such a rule
+        // is evaluated as it is
+        (Some(_), _)
+            if PROBES
+                .iter()
+                .all(|v| op.op.eval(&TxData::default(), v, None)) =>
+        {
+            None
+        }
         (Some(p), _) => Some(Kind::Rx(p)),
         (None, Some(list)) => Some(Kind::Phrases(list)),
         (None, None) => None,
@@ -479,6 +495,24 @@ SecRule ARGS "@rx ^x%2e$" "id:34,phase:1,pass,log,t:none,t:urlDecodeUni,multiMat
         assert_eq!(matched(&e, "/?q=x%252e", &[]), [34]);
         assert_eq!(matched(&e, "/?q=abc", &[]), [32]);
         assert_eq!(matched(&e, "/?q=a/./b", &[]), Vec::<u32>::new());
+    }
+
+    /// A pattern found in any value would be reported by every scan: its rule stays out.
+    #[test]
+    fn patterns_that_match_anything_stay_out() {
+        let e = engine(
+            r#"
+SecRule REQUEST_HEADERS_NAMES "@rx ^.*$" "id:51,phase:1,pass,log,t:none,t:lowercase"
+SecRule REQUEST_HEADERS_NAMES "@rx ^x-evil" "id:52,phase:1,pass,log,t:none,t:lowercase"
+SecRule REQUEST_HEADERS_NAMES "@rx (?:)" "id:53,phase:1,pass,log,t:none"
+SecRule REQUEST_HEADERS_NAMES "@rx ^x-bad" "id:54,phase:1,pass,log,t:none"
+"#,
+        );
+        assert_eq!(grouped(&e), [52, 54]);
+        let h: &[(&[u8], &[u8])] = &[(b"X-Bad", b"1")];
+        assert_eq!(matched(&e, "/", h), [51, 53]);
+        let h: &[(&[u8], &[u8])] = &[(b"x-bad", b"1")];
+        assert_eq!(matched(&e, "/", h), [51, 53, 54]);
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub(crate) struct TxData {
     pub tx_digits: u16,
     pub matched_var: Vec<u8>,
     pub matched_var_name: Vec<u8>,
+    /// `MATCHED_VARS`: the first `matched_vars_len` entries (the buffers past them are kept
+    /// for the next matches, not freed).
     pub matched_vars: Vec<Kv>,
+    pub matched_vars_len: usize,
     pub resp_status: Vec<u8>,
     pub resp_protocol: Vec<u8>,
     pub resp_headers: Vec<Kv>,

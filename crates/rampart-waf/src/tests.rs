@@ -361,3 +361,33 @@ fn include_with_glob_relative_to_including_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rules that read one `TX:name` (or `&TX:name`) set `MATCHED_VAR`, `MATCHED_VAR_NAME` and
+/// `MATCHED_VARS` as every other rule does, and a removed target still leaves them out.
+#[test]
+fn single_tx_targets_report_like_any_other() {
+    let e = engine(
+        r#"SecRuleEngine DetectionOnly
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=7,setvar:tx.Mixed=abc"
+SecRule TX:score "@gt 5" "id:2,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule MATCHED_VARS_NAMES "@streq TX:score" "id:3,phase:1,pass,log"
+SecRule &TX:missing "@eq 0" "id:4,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule &TX:score "@eq 1" "id:5,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule TX:missing "@eq 0" "id:6,phase:1,pass,log"
+SecRule !TX:score "@eq 0" "id:7,phase:1,pass,log"
+SecRule TX:mixed "!@streq x" "id:8,phase:1,pass,log,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule TX:score "@gt 5" "id:9,phase:1,pass,log,ctl:ruleRemoveTargetById=10;TX:score"
+SecRule TX:score "@gt 5" "id:10,phase:1,pass,log"
+"#,
+    );
+    let mut tx = e.transaction(ConnInfo::default());
+    tx.process_request_headers("GET", "/", "HTTP/1.1", &[]);
+    assert_eq!(ids(&tx), vec![2, 3, 4, 5, 8, 9]);
+    let logdata: Vec<&str> = tx
+        .matched_rules()
+        .iter()
+        .filter(|m| [2, 4, 5, 8].contains(&m.id))
+        .map(|m| m.logdata.as_str())
+        .collect();
+    assert_eq!(logdata, ["TX:score=7", "TX=0", "TX=1", "TX:mixed=abc"]);
+}

@@ -723,7 +723,7 @@ impl<'e> Transaction<'e> {
         }
         // the hits become MATCHED_VARS; the previous ones' buffers serve the next rule
         std::mem::swap(&mut self.hit_bufs, &mut self.st.matched_vars);
-        self.st.matched_vars.truncate(nhits);
+        self.st.matched_vars_len = nhits;
         true
     }
 
@@ -736,6 +736,11 @@ impl<'e> Transaction<'e> {
         op: &crate::operators::CompiledOp,
         head: &Rule,
     ) -> (usize, Vec<Option<Vec<Vec<u8>>>>) {
+        if self.removed_targets.is_empty()
+            && let Some((t, key)) = single_tx_key(r)
+        {
+            return (self.match_tx_key(t, key, op), Vec::new());
+        }
         let mut excl: SmallVec<[&Target; 8]> = r.excludes.iter().collect();
         for rt in &self.removed_targets {
             match rt {
@@ -836,6 +841,35 @@ impl<'e> Transaction<'e> {
             }
         }
         (nhits, hit_caps_of)
+    }
+
+    /// [`Self::match_values`] for a rule that reads one `TX:name` (or `&TX:name`), found by
+    /// [`single_tx_key`]: the one value, if there is one, is read in place. (Most rules a CRS
+    /// transaction evaluates are of this kind: paranoia-level checks, settings and scores.)
+    fn match_tx_key(&mut self, t: &Target, key: &str, op: &crate::operators::CompiledOp) -> usize {
+        let found = self.st.tx.get_key_value(key);
+        let (name_key, value): (&[u8], &[u8]) = match (found, t.count) {
+            (Some((k, v)), false) => (k.as_bytes(), v),
+            (None, false) => return 0,
+            // as `collect` counts: the count's name is the collection's alone
+            (found, true) => (b"", if found.is_some() { b"1" } else { b"0" }),
+        };
+        if op.op.eval(&self.st, value, None) == op.negated {
+            return 0;
+        }
+        if self.hit_bufs.is_empty() {
+            self.hit_bufs.push(Default::default());
+        }
+        let (name, v) = &mut self.hit_bufs[0];
+        variables::VarValue {
+            coll: t.name,
+            key: Cow::Borrowed(name_key),
+            value: Cow::Borrowed(b""),
+        }
+        .write_full_name(name);
+        v.clear();
+        v.extend_from_slice(value);
+        1
     }
 
     /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
@@ -1236,6 +1270,24 @@ impl Hasher for FxHasher {
 }
 
 /// Runs a transformation chain; `None` when the value comes out unchanged.
+/// The target and key of a rule that reads exactly one `TX:name` (or its count) as it is: no
+/// transformation, capture, `multiMatch` or exclusion.
+fn single_tx_key(r: &Rule) -> Option<(&Target, &str)> {
+    match r.targets.as_slice() {
+        [
+            t @ Target {
+                var: variables::Var::Tx,
+                sel: Selector::Key(key),
+                exclude: false,
+                ..
+            },
+        ] if r.transforms.is_empty() && !r.capture && !r.multi_match && r.excludes.is_empty() => {
+            Some((t, key.as_str()))
+        }
+        _ => None,
+    }
+}
+
 fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Option<Vec<u8>> {
     apply_chain_from(v, transforms::features(v), chain)
 }

@@ -475,6 +475,7 @@ impl VarValue<'_> {
     /// (its buffer is reused from match to match).
     pub(crate) fn write_full_name(&self, out: &mut Vec<u8>) {
         out.clear();
+        out.reserve(self.coll.len() + 1 + self.key.len());
         out.extend_from_slice(self.coll.as_bytes());
         if !self.key.is_empty() {
             out.push(b':');
@@ -556,8 +557,8 @@ pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mu
         Var::ResponseHeaders => kv(out, &st.resp_headers, false),
         Var::ResponseHeadersNames => kv(out, &st.resp_headers, true),
         Var::MultipartPartHeaders => kv(out, &st.mp_part_headers, false),
-        Var::MatchedVars => kv(out, &st.matched_vars, false),
-        Var::MatchedVarsNames => kv(out, &st.matched_vars, true),
+        Var::MatchedVars => kv(out, &st.matched_vars[..st.matched_vars_len], false),
+        Var::MatchedVarsNames => kv(out, &st.matched_vars[..st.matched_vars_len], true),
         Var::Files | Var::MultipartFilename => {
             for f in &st.files {
                 if kept(&f.name) {
