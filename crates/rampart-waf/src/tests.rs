@@ -391,3 +391,30 @@ SecRule TX:score "@gt 5" "id:10,phase:1,pass,log"
         .collect();
     assert_eq!(logdata, ["TX:score=7", "TX=0", "TX=1", "TX:mixed=abc"]);
 }
+
+/// What phase 1 transformed of the query and headers is reused in phase 2 after a body
+/// was parsed (the body goes to buffers that were empty), and the body's own values are
+/// transformed afresh: a rule with the same chain in both phases sees each value as it is.
+#[test]
+fn transformations_survive_the_body_parse_and_body_values_are_fresh() {
+    let e = engine(
+        r#"SecRuleEngine DetectionOnly
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/x-www-form-urlencoded" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=URLENCODED"
+SecRule ARGS "@rx ^abc$" "id:2,phase:1,pass,log,t:none,t:lowercase,t:urlDecodeUni"
+SecRule ARGS "@rx ^abc$" "id:3,phase:2,pass,log,t:none,t:lowercase,t:urlDecodeUni,logdata:'%{MATCHED_VARS_NAMES}'"
+SecRule ARGS "@rx ^xyz$" "id:4,phase:2,pass,log,t:none,t:lowercase,t:urlDecodeUni"
+"#,
+    );
+    let mut tx = e.transaction(ConnInfo::default());
+    tx.process_request_headers(
+        "POST",
+        "/?q=A%2562C",
+        "HTTP/1.1",
+        &[(b"Content-Type", b"application/x-www-form-urlencoded")],
+    );
+    tx.append_request_body(b"b=X%2579Z&c=aBc");
+    tx.process_request_body();
+    assert_eq!(ids(&tx), vec![2, 3, 4]);
+    assert_eq!(tx.matched_rules()[1].logdata, "ARGS:q");
+}

@@ -364,7 +364,19 @@ impl<'e> Transaction<'e> {
     }
 
     fn parse_request_body(&mut self) {
-        self.tcache.clear();
+        // the parsed body goes to buffers that were empty (no cached value points into them,
+        // and none is freed): what the cache holds of the headers, cookies and query stays
+        // true for phase 2. Buffers that held values are replaced: then it is cleared.
+        let st = &self.st;
+        if !(st.args_post.is_empty()
+            && st.files.is_empty()
+            && st.mp_part_headers.is_empty()
+            && st.xml.is_none()
+            && st.xml_attrs.is_empty()
+            && st.req_body.is_empty())
+        {
+            self.tcache.clear();
+        }
         let body = std::mem::take(&mut self.req_body);
         let cfg = &self.engine.config;
         let proc_name = self.body_processor.clone();
@@ -464,8 +476,10 @@ impl<'e> Transaction<'e> {
         protocol: &str,
         headers: &[(&[u8], &[u8])],
     ) -> Option<Intervention> {
-        // replaces buffers the transformation cache may point at
-        self.tcache.clear();
+        // replaces buffers the transformation cache may point at (unless they were empty)
+        if !self.st.resp_headers.is_empty() {
+            self.tcache.clear();
+        }
         self.st.resp_status = status.to_string().into_bytes();
         self.st.resp_protocol = protocol.as_bytes().to_vec();
         self.st.resp_headers = headers
@@ -512,7 +526,9 @@ impl<'e> Transaction<'e> {
     /// Phase 4.
     pub fn process_response_body(&mut self) -> Option<Intervention> {
         if self.wants_response_body() {
-            self.tcache.clear();
+            if !self.st.resp_body.is_empty() {
+                self.tcache.clear();
+            }
             self.st.resp_body = std::mem::take(&mut self.resp_body);
         }
         self.run_phase(4)
