@@ -71,7 +71,15 @@ impl Macro {
             // a lone reference (`%{tx.restricted_headers}`): the value itself, not a copy
             [Part::Var(t)] => first_value(st, t).unwrap_or(Cow::Borrowed(b"")),
             parts => {
-                let mut out = Vec::new();
+                // room for the literal text and a few short values: one allocation mostly
+                let lits: usize = parts
+                    .iter()
+                    .map(|p| match p {
+                        Part::Lit(l) => l.len(),
+                        Part::Var(_) => 0,
+                    })
+                    .sum();
+                let mut out = Vec::with_capacity(lits + 32);
                 for p in parts {
                     match p {
                         Part::Lit(l) => out.extend_from_slice(l),

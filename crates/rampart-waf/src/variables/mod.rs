@@ -495,7 +495,7 @@ fn flag(v: bool) -> Cow<'static, [u8]> {
 }
 
 /// The values of one rule's targets (most rules see a few dozen at most: no allocation).
-pub(crate) type Values<'a> = smallvec::SmallVec<[VarValue<'a>; 16]>;
+pub(crate) type Values<'a> = smallvec::SmallVec<[VarValue<'a>; 32]>;
 
 /// Pushes the values of `t` (not an exclusion), minus members named by `excl`.
 pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mut Values<'a>) {
