@@ -1285,7 +1285,6 @@ impl Hasher for FxHasher {
     }
 }
 
-/// Runs a transformation chain; `None` when the value comes out unchanged.
 /// The target and key of a rule that reads exactly one `TX:name` (or its count) as it is: no
 /// transformation, capture, `multiMatch` or exclusion.
 fn single_tx_key(r: &Rule) -> Option<(&Target, &str)> {
@@ -1304,6 +1303,7 @@ fn single_tx_key(r: &Rule) -> Option<(&Target, &str)> {
     }
 }
 
+/// Runs a transformation chain; `None` when the value comes out unchanged.
 fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Option<Vec<u8>> {
     apply_chain_from(v, transforms::features(v), chain)
 }
