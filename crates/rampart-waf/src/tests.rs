@@ -10,6 +10,16 @@ fn ids(tx: &Transaction<'_>) -> Vec<u32> {
     tx.matched_rules().iter().map(|m| m.id).collect()
 }
 
+/// A POST to `uri` with `content_type` and `body`, through phase 2.
+fn post<'e>(e: &'e WafEngine, uri: &str, content_type: &[u8], body: &[u8]) -> Transaction<'e> {
+    let mut tx = e.transaction(ConnInfo::default());
+    tx.process_request_headers("POST", uri, "HTTP/1.1", &[(b"Content-Type", content_type)]);
+    assert!(tx.wants_request_body());
+    tx.append_request_body(body);
+    tx.process_request_body();
+    tx
+}
+
 #[test]
 fn get_args_and_block_in_on_mode() {
     let e = engine(
@@ -78,16 +88,7 @@ SecRule REQBODY_PROCESSOR "@streq JSON" "id:11,phase:2,pass"
 "#,
     );
     for (uri, want) in [("/x", vec![10, 11]), ("/skip", vec![11])] {
-        let mut tx = e.transaction(ConnInfo::default());
-        tx.process_request_headers(
-            "POST",
-            uri,
-            "HTTP/1.1",
-            &[(b"Content-Type", b"application/json")],
-        );
-        assert!(tx.wants_request_body());
-        tx.append_request_body(br#"{"a":"evil"}"#);
-        tx.process_request_body();
+        let tx = post(&e, uri, b"application/json", br#"{"a":"evil"}"#);
         assert_eq!(ids(&tx), want, "{uri}");
     }
 }
@@ -186,15 +187,7 @@ SecRule MULTIPART_PART_HEADERS "@rx ^content-type" "id:44,phase:2,pass,t:lowerca
 "#,
     );
     let body = b"--B\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n--B\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"x.php\"\r\nContent-Type: text/plain\r\n\r\n<?php\r\n--B--\r\n";
-    let mut tx = e.transaction(ConnInfo::default());
-    tx.process_request_headers(
-        "POST",
-        "/",
-        "HTTP/1.1",
-        &[(b"Content-Type", b"multipart/form-data; boundary=B")],
-    );
-    tx.append_request_body(body);
-    tx.process_request_body();
+    let tx = post(&e, "/", b"multipart/form-data; boundary=B", body);
     assert_eq!(ids(&tx), vec![40, 41, 43, 44]);
 }
 
@@ -233,13 +226,7 @@ SecRule XML:/* "@contains Magic" "id:73,phase:2,pass"
 "#
         ))
     };
-    let run = |e: &WafEngine, ct: &[u8], body: &[u8]| {
-        let mut tx = e.transaction(ConnInfo::default());
-        tx.process_request_headers("POST", "/", "HTTP/1.1", &[(b"Content-Type", ct)]);
-        tx.append_request_body(body);
-        tx.process_request_body();
-        ids(&tx)
-    };
+    let run = |e: &WafEngine, ct: &[u8], body: &[u8]| ids(&post(e, "/", ct, body));
     let plain = rules("");
     // A keyword in an element name is not a value: neither rule sees it.
     assert_eq!(
@@ -406,15 +393,12 @@ SecRule ARGS "@rx ^abc$" "id:3,phase:2,pass,log,t:none,t:lowercase,t:urlDecodeUn
 SecRule ARGS "@rx ^xyz$" "id:4,phase:2,pass,log,t:none,t:lowercase,t:urlDecodeUni"
 "#,
     );
-    let mut tx = e.transaction(ConnInfo::default());
-    tx.process_request_headers(
-        "POST",
+    let tx = post(
+        &e,
         "/?q=A%2562C",
-        "HTTP/1.1",
-        &[(b"Content-Type", b"application/x-www-form-urlencoded")],
+        b"application/x-www-form-urlencoded",
+        b"b=X%2579Z&c=aBc",
     );
-    tx.append_request_body(b"b=X%2579Z&c=aBc");
-    tx.process_request_body();
     assert_eq!(ids(&tx), vec![2, 3, 4]);
     assert_eq!(tx.matched_rules()[1].logdata, "ARGS:q");
 }
