@@ -379,6 +379,28 @@ SecRule TX:score "@gt 5" "id:10,phase:1,pass,log"
     assert_eq!(logdata, ["TX:score=7", "TX=0", "TX=1", "TX:mixed=abc"]);
 }
 
+/// A target removed at run time for other rules, or of another variable (CRS 941010 removes
+/// `REQUEST_FILENAME` from the XSS rules on most requests), leaves the rules that read one
+/// `TX:name` as they are; a removed `TX:name` still leaves its rule blind to it.
+#[test]
+fn targets_removed_elsewhere_leave_tx_rules_alone() {
+    let e = engine(
+        r#"SecRuleEngine DetectionOnly
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.score=7"
+SecRule REQUEST_URI "@rx ^/" "id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetByTag=t1;REQUEST_URI,ctl:ruleRemoveTargetById=5;TX:score"
+SecRule TX:score "@gt 5" "id:3,phase:1,pass,log,tag:t1,logdata:'%{MATCHED_VAR_NAME}=%{MATCHED_VAR}'"
+SecRule &TX:score "@eq 1" "id:4,phase:1,pass,log,tag:t1"
+SecRule TX:score "@gt 5" "id:5,phase:1,pass,log"
+SecRule REQUEST_URI|TX:score "@rx ^/" "id:6,phase:1,pass,log,tag:t1"
+SecRule REQUEST_URI|TX:score "@rx ^/" "id:7,phase:1,pass,log"
+"#,
+    );
+    let mut tx = e.transaction(ConnInfo::default());
+    tx.process_request_headers("GET", "/", "HTTP/1.1", &[]);
+    assert_eq!(ids(&tx), vec![3, 4, 7]);
+    assert_eq!(tx.matched_rules()[0].logdata, "TX:score=7");
+}
+
 /// What phase 1 transformed of the query and headers is reused in phase 2 after a body
 /// was parsed (the body goes to buffers that were empty), and the body's own values are
 /// transformed afresh: a rule with the same chain in both phases sees each value as it is.

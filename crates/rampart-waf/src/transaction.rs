@@ -114,6 +114,14 @@ enum RemovedTarget {
     Tag(u32, Target),
 }
 
+impl RemovedTarget {
+    fn target(&self) -> &Target {
+        match self {
+            RemovedTarget::Ids(_, t) | RemovedTarget::Tag(_, t) => t,
+        }
+    }
+}
+
 /// One HTTP exchange. Call the `process_*` methods in request order; each may return an
 /// [`Intervention`] (only in `On` mode). See the crate docs for the sequence.
 pub struct Transaction<'e> {
@@ -752,8 +760,13 @@ impl<'e> Transaction<'e> {
         op: &crate::operators::CompiledOp,
         head: &Rule,
     ) -> (usize, Vec<Option<Vec<Vec<u8>>>>) {
-        if self.removed_targets.is_empty()
-            && let Some((t, key)) = single_tx_key(r)
+        // (a target removed at run time, such as CRS 941010's REQUEST_FILENAME for the XSS
+        // rules on nearly every request, matters here only when it is a TX variable)
+        if let Some((t, key)) = single_tx_key(r)
+            && !self
+                .removed_targets
+                .iter()
+                .any(|rt| rt.target().var == variables::Var::Tx)
         {
             return (self.match_tx_key(t, key, op), Vec::new());
         }
