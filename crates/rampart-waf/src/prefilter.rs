@@ -25,15 +25,20 @@
 //! every probe in [`PROBES`]) would only make each scan slower and report its rule
 //! everywhere: such a rule is evaluated as it is.
 //!
-//! One set scan per value replaces one regex scan per rule and value; on CRS at paranoia level 1
-//! that is a few dozen scans instead of thousands for an ordinary request.
+//! Where every member's pattern means the same on values joined by line breaks (phrases, and
+//! patterns whose only assertions are line and word boundaries: see [`Prefilter::joinable`]),
+//! the values are scanned joined: one haystack of the values as they are, and one per chain
+//! that changed some of them. A match across two values only makes a member count as found.
+//!
+//! One set scan per group and chain output replaces one regex scan per rule and value; on CRS
+//! at paranoia level 1 that is a few dozen scans instead of thousands for an ordinary request.
 
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
 use regex_automata::meta;
 use regex_automata::util::syntax;
-use regex_automata::{MatchKind, nfa::thompson::WhichCaptures};
+use regex_automata::{Input, MatchKind, PatternSet, nfa::thompson::WhichCaptures};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::per_thread::PerThread;
@@ -69,6 +74,11 @@ pub(crate) struct Prefilter {
     /// and facing no other value cannot match; a value with those features makes the member
     /// count as found (it is then evaluated as usual).
     pub multi: Vec<(u64, u32)>,
+    /// Whether a member found in one of several values joined by line breaks is found in the
+    /// joined haystack: true of phrases and of patterns whose assertions are line and word
+    /// boundaries only (`^` and `$` match at line breaks, which are not word bytes). A group
+    /// that is joinable scans each chain's output of all its values at once.
+    pub joinable: bool,
 }
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
@@ -94,6 +104,52 @@ impl Prefilter {
     /// Every member's bit.
     pub(crate) fn all_members(&self) -> u64 {
         u64::MAX >> (64 - self.members())
+    }
+
+    /// Whether chain `c` may change a value with features `have` (where case does not
+    /// matter, a chain that would only change case is not run).
+    #[inline]
+    pub(crate) fn rewrites(&self, c: usize, have: u32) -> bool {
+        self.chain_touch[c].is_none_or(|t| t & have != 0)
+            && self
+                .chain_touch_beyond_case
+                .as_ref()
+                .is_none_or(|b| b[c].is_none_or(|t| t & have != 0))
+    }
+
+    /// The `multiMatch` members whose chain could change a value with features `have`: they
+    /// count as found (see [`Self::multi`]).
+    #[inline]
+    pub(crate) fn multi_found(&self, have: u32) -> u64 {
+        self.multi
+            .iter()
+            .filter(|&&(_, t)| t & have != 0)
+            .fold(0, |m, &(bit, _)| m | bit)
+    }
+
+    /// The members whose pattern or phrase occurs in `hay` (`found` is scratch space).
+    pub(crate) fn find(&self, hay: &[u8], found: &mut PatternSet) -> u64 {
+        let mut seen = 0u64;
+        match &self.matcher {
+            Matcher::Regex(set) => {
+                let set = set.get();
+                // a benign value matches no member: the plain search, which stops at the
+                // first match, is faster than the overlapping one
+                if set.is_match(Input::new(hay)) {
+                    found.clear();
+                    set.which_overlapping_matches(&Input::new(hay), found);
+                    for p in found.iter() {
+                        seen |= 1 << p.as_usize();
+                    }
+                }
+            }
+            Matcher::Phrases { ac, members_of } => {
+                for m in ac.find_overlapping_iter(hay) {
+                    seen |= members_of[m.pattern().as_usize()];
+                }
+            }
+        }
+        seen
     }
 }
 
@@ -160,6 +216,10 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 Kind::Rx(p) => caseless(p),
                 Kind::Phrases(_) => true,
             });
+            let joinable = kinds.iter().all(|k| match k {
+                Kind::Rx(p) => joinable(p),
+                Kind::Phrases(_) => true,
+            });
             let mut targets: Vec<Target> = Vec::new();
             for &i in members {
                 for t in &rules[i].targets {
@@ -182,6 +242,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 targets,
                 matcher,
                 multi,
+                joinable,
             });
         }
     }
@@ -283,6 +344,25 @@ fn syntax_config() -> syntax::Config {
 /// class holds both cases of each letter it holds (as `(?i)` makes them), assertions aside.
 fn caseless(pattern: &str) -> bool {
     syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| caseless_hir(&h))
+}
+
+/// Whether every match of `pattern` in a value is a match in values joined by line breaks:
+/// its only assertions are word boundaries and line starts and ends (no start or end of the
+/// whole haystack, and no CRLF mode, where a line may not end between a value's final `\r`
+/// and the break).
+fn joinable(pattern: &str) -> bool {
+    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| joinable_hir(&h))
+}
+
+fn joinable_hir(h: &Hir) -> bool {
+    use regex_syntax::hir::Look;
+    match h.kind() {
+        HirKind::Look(l) => !matches!(l, Look::Start | Look::End | Look::StartCRLF | Look::EndCRLF),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) => true,
+        HirKind::Repetition(r) => joinable_hir(&r.sub),
+        HirKind::Capture(c) => joinable_hir(&c.sub),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(joinable_hir),
+    }
 }
 
 fn caseless_hir(h: &Hir) -> bool {
@@ -567,5 +647,48 @@ SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDec
         assert!(e.prefilters[0].chain_touch_beyond_case.is_none());
         assert_eq!(matched(&e, "/?q=EVIL", &[]), [41]);
         assert_eq!(matched(&e, "/?q=bad", &[]), Vec::<u32>::new());
+    }
+
+    /// Rules whose patterns hold line anchors, with different chains, each matching one value
+    /// of several: the joined haystacks (the values as they are, and a chain's output that
+    /// differs in a later or an earlier value) find them all, and nothing else.
+    const JOINED_RULES: &str = r#"
+SecRule ARGS "@rx ^abc$" "id:51,phase:1,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS "@rx ^x\b" "id:52,phase:1,pass,log,t:none"
+SecRule ARGS "@rx end$" "id:53,phase:1,pass,log,t:none,t:lowercase"
+"#;
+
+    #[test]
+    fn values_joined_by_line_breaks_keep_each_match() {
+        let e = engine(JOINED_RULES);
+        assert_eq!(e.prefilters.len(), 1);
+        assert!(e.prefilters[0].joinable);
+        // the second of three values, decoded by 51's chain only
+        assert_eq!(matched(&e, "/?a=q&b=a%2562c&c=r", &[]), [51]);
+        // the chain changes the first value, and 51's pattern is in the last one; or a value
+        // before the first one it changes
+        assert_eq!(matched(&e, "/?a=abc&b=%2571", &[]), [51]);
+        assert_eq!(matched(&e, "/?a=%2571&b=r&c=abc", &[]), [51]);
+        // line starts and ends at each value's edges; 53's chain changes the value it finds
+        assert_eq!(matched(&e, "/?a=q&b=x-1&c=THE%20END", &[]), [52, 53]);
+        // nothing across values: "ab" + "c", "x" as part of a word
+        assert_eq!(
+            matched(&e, "/?a=ab&b=c&c=xy&d=end1", &[]),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn patterns_bound_to_the_whole_value_are_not_joined() {
+        assert!(super::joinable(r"^a$|\bb\B"));
+        assert!(!super::joinable(r"\Aa"));
+        assert!(!super::joinable(r"a\z"));
+        assert!(!super::joinable(r"(?-m:^a)"));
+        assert!(!super::joinable(r"(?R)^a"));
+        let e = engine(
+            "SecRule ARGS \"@rx \\Aabc\" \"id:61,phase:1,pass,log,t:none\"\nSecRule ARGS \"@rx \\Axyz\" \"id:62,phase:1,pass,log,t:none\"\n",
+        );
+        assert!(!e.prefilters[0].joinable);
+        assert_eq!(matched(&e, "/?a=q&b=abcd&c=xyz", &[]), [61, 62]);
     }
 }

@@ -3,14 +3,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use regex_automata::{Input, PatternSet};
+use regex_automata::PatternSet;
 use smallvec::SmallVec;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::actions::ctl::Ctl;
 use crate::body::{self, BodyError};
 use crate::engine::{BodyLimitAction, Item, RuleEngineMode, WafEngine};
-use crate::prefilter::Matcher;
+use crate::prefilter::Prefilter;
 use crate::rule::{Action, AllowScope, Rule};
 use crate::state::{MpFlag, TxData};
 use crate::transforms::{self, url_decode};
@@ -159,6 +159,9 @@ pub struct Transaction<'e> {
     prefilter_hits: Vec<Option<u64>>,
     /// The regex sets' scratch result (sized for the largest group).
     prefilter_found: Option<PatternSet>,
+    /// Scratch haystacks of joined prefilter scans: the values as they are, and what each
+    /// chain that changed some of them made of them.
+    prefilter_joined: (Vec<u8>, Vec<Vec<u8>>),
 }
 
 impl WafEngine {
@@ -215,6 +218,7 @@ impl WafEngine {
             hit_bufs: Vec::new(),
             prefilter_hits: vec![None; self.prefilters.len()],
             prefilter_found: None,
+            prefilter_joined: Default::default(),
         }
     }
 }
@@ -920,102 +924,167 @@ impl<'e> Transaction<'e> {
     /// loop's code.)
     #[inline(never)]
     fn prefilter_scan(&mut self, group: usize) -> u64 {
-        let pf = &self.engine.prefilters[group];
-        let all = pf.all_members();
-        let mut hits = 0u64;
-        let found = self
-            .prefilter_found
-            .get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
+        let Self {
+            engine,
+            st,
+            tcache,
+            prefilter_found,
+            prefilter_joined,
+            ..
+        } = self;
+        let pf = &engine.prefilters[group];
         let mut vals: variables::Values = SmallVec::new();
         for t in &pf.targets {
-            variables::collect(&self.st, t, &[], &mut vals);
+            variables::collect(st, t, &[], &mut vals);
         }
-        // each distinct output of the members' chains, with the members whose chain produces
-        // it: most values come out of most chains unchanged, so one scan usually serves every
-        // chain. What a chain makes of a value is kept for the other groups and the rules.
-        let tcache = &mut self.tcache;
-        for v in &vals {
-            let value: &[u8] = &v.value;
-            let cacheable = matches!(v.value, Cow::Borrowed(_));
-            let have = if cacheable {
-                tcache.features(value)
-            } else {
-                transforms::features(value)
-            };
-            // a `multiMatch` member whose chain could change this value is evaluated as usual
-            for &(bit, t) in &pf.multi {
-                if t & have != 0 {
-                    hits |= bit;
-                }
-            }
-            // (where case does not matter, a chain that would only change case is not run)
-            let rewriting = |c: usize| {
-                pf.chain_touch[c].is_none_or(|t| t & have != 0)
-                    && pf
-                        .chain_touch_beyond_case
-                        .as_ref()
-                        .is_none_or(|b| b[c].is_none_or(|t| t & have != 0))
-            };
-            if cacheable {
-                for (c, (id, chain)) in pf.chains.iter().enumerate() {
-                    if rewriting(c) {
-                        tcache.fill(*id, chain, value, have);
-                    }
-                }
-            }
-            let tcache = &*tcache;
-            let mut outputs: SmallVec<[Output; 4]> = SmallVec::new();
-            for (c, (id, chain)) in pf.chains.iter().enumerate() {
-                let out = if !rewriting(c) {
-                    None
-                } else {
-                    match cacheable.then(|| tcache.cached(*id, value)).flatten() {
-                        Some(out) => out.map(Cow::Borrowed),
-                        None => apply_chain_from(value, have, chain).map(Cow::Owned),
-                    }
-                };
-                let members = pf.chain_members[c];
-                match outputs.iter_mut().find(|(o, _)| *o == out) {
-                    Some((_, mask)) => *mask |= members,
-                    None => outputs.push((out, members)),
-                }
-            }
-            for (out, members) in &outputs {
-                // members already found need no second look
-                if *members & !hits == 0 {
-                    continue;
-                }
-                let hay = out.as_deref().unwrap_or(value);
-                let mut seen = 0u64;
-                match &pf.matcher {
-                    Matcher::Regex(set) => {
-                        let set = set.get();
-                        // a benign value matches no member: the plain search, which stops at
-                        // the first match, is faster than the overlapping one
-                        if set.is_match(Input::new(hay)) {
-                            found.clear();
-                            set.which_overlapping_matches(&Input::new(hay), found);
-                            for p in found.iter() {
-                                seen |= 1 << p.as_usize();
-                            }
-                        }
-                    }
-                    Matcher::Phrases { ac, members_of } => {
-                        for m in ac.find_overlapping_iter(hay) {
-                            seen |= members_of[m.pattern().as_usize()];
-                        }
-                    }
-                }
-                // a pattern counts only on what its own rule's chain makes of the value
-                hits |= seen & members;
-            }
-            if hits == all {
-                break;
-            }
+        let found =
+            prefilter_found.get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
+        if pf.joinable && vals.len() > 1 {
+            scan_joined(pf, &vals, tcache, found, prefilter_joined)
+        } else {
+            scan_each(pf, &vals, tcache, found)
         }
-        hits
     }
+}
 
+/// [`Transaction::prefilter_scan`] one value at a time.
+fn scan_each(
+    pf: &Prefilter,
+    vals: &variables::Values,
+    tcache: &mut TransformCache,
+    found: &mut PatternSet,
+) -> u64 {
+    let all = pf.all_members();
+    let mut hits = 0u64;
+    // each distinct output of the members' chains, with the members whose chain produces
+    // it: most values come out of most chains unchanged, so one scan usually serves every
+    // chain. What a chain makes of a value is kept for the other groups and the rules.
+    for v in vals {
+        let value: &[u8] = &v.value;
+        let cacheable = matches!(v.value, Cow::Borrowed(_));
+        let have = if cacheable {
+            tcache.features(value)
+        } else {
+            transforms::features(value)
+        };
+        hits |= pf.multi_found(have);
+        if cacheable {
+            for (c, (id, chain)) in pf.chains.iter().enumerate() {
+                if pf.rewrites(c, have) {
+                    tcache.fill(*id, chain, value, have);
+                }
+            }
+        }
+        let tcache = &*tcache;
+        let mut outputs: SmallVec<[Output; 4]> = SmallVec::new();
+        for (c, (id, chain)) in pf.chains.iter().enumerate() {
+            let out = if !pf.rewrites(c, have) {
+                None
+            } else {
+                match cacheable.then(|| tcache.cached(*id, value)).flatten() {
+                    Some(out) => out.map(Cow::Borrowed),
+                    None => apply_chain_from(value, have, chain).map(Cow::Owned),
+                }
+            };
+            let members = pf.chain_members[c];
+            match outputs.iter_mut().find(|(o, _)| *o == out) {
+                Some((_, mask)) => *mask |= members,
+                None => outputs.push((out, members)),
+            }
+        }
+        for (out, members) in &outputs {
+            // members already found need no second look
+            if *members & !hits == 0 {
+                continue;
+            }
+            hits |= pf.find(out.as_deref().unwrap_or(value), found) & members;
+        }
+        if hits == all {
+            break;
+        }
+    }
+    hits
+}
+
+/// [`Transaction::prefilter_scan`] for a group whose patterns mean the same on values joined
+/// by line breaks ([`Prefilter::joinable`]): what each chain makes of all the values, joined,
+/// is one haystack, and chains that change none of the values share one. A match in one
+/// value is a match in the joined haystack; one across a line break only makes the member
+/// count as found, and its rule is then evaluated as usual.
+fn scan_joined(
+    pf: &Prefilter,
+    vals: &variables::Values,
+    tcache: &mut TransformCache,
+    found: &mut PatternSet,
+    (raw, own): &mut (Vec<u8>, Vec<Vec<u8>>),
+) -> u64 {
+    let mut hits = 0u64;
+    raw.clear();
+    own.resize_with(pf.chains.len(), Vec::new);
+    // which chains have their own haystack so far (a chain that changed some value)
+    let mut changed = 0u64;
+    for v in vals {
+        let value: &[u8] = &v.value;
+        let cacheable = matches!(v.value, Cow::Borrowed(_));
+        let have = if cacheable {
+            tcache.features(value)
+        } else {
+            transforms::features(value)
+        };
+        hits |= pf.multi_found(have);
+        for (c, (id, chain)) in pf.chains.iter().enumerate() {
+            if !pf.rewrites(c, have) {
+                if changed & (1 << c) != 0 {
+                    own[c].extend_from_slice(value);
+                    own[c].push(b'\n');
+                }
+                continue;
+            }
+            if cacheable {
+                tcache.fill(*id, chain, value, have);
+            }
+            let fresh;
+            let out = match cacheable.then(|| tcache.cached(*id, value)).flatten() {
+                Some(out) => out,
+                None => {
+                    fresh = apply_chain_from(value, have, chain);
+                    fresh.as_deref()
+                }
+            };
+            let buf = &mut own[c];
+            match out {
+                None if changed & (1 << c) == 0 => continue,
+                None => buf.extend_from_slice(value),
+                Some(o) => {
+                    if changed & (1 << c) == 0 {
+                        changed |= 1 << c;
+                        buf.clear();
+                        buf.extend_from_slice(raw);
+                    }
+                    buf.extend_from_slice(o);
+                }
+            }
+            buf.push(b'\n');
+        }
+        raw.extend_from_slice(value);
+        raw.push(b'\n');
+    }
+    let shared: u64 = (0..pf.chains.len())
+        .filter(|c| changed & (1 << c) == 0)
+        .fold(0, |m, c| m | pf.chain_members[c]);
+    if shared & !hits != 0 {
+        hits |= pf.find(raw, found) & shared;
+    }
+    for (c, buf) in own.iter().enumerate().take(pf.chains.len()) {
+        let members = pf.chain_members[c];
+        if changed & (1 << c) != 0 && members & !hits != 0 {
+            hits |= pf.find(buf, found) & members;
+        }
+    }
+    hits
+}
+
+impl Transaction<'_> {
     fn on_match(&mut self, rule: &Rule, phase: u8) -> Option<Intervention> {
         let engine = self.engine;
         let mut link = Some(rule);
