@@ -1,6 +1,8 @@
 #![no_main]
 //! A request through a rule set that reads every body processor's output: the content type
 //! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
+//! The rule set holds prefilter groups (anchored patterns and phrases across chains): the
+//! rules that match must be the same with and without the prefilter.
 use std::sync::OnceLock;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -13,18 +15,29 @@ SecRule REQUEST_HEADERS:Content-Type "@rx xml" "id:2,phase:1,pass,nolog,ctl:requ
 SecRule ARGS|ARGS_NAMES|FILES|FILES_NAMES|XML:/*|REQUEST_COOKIES|REQBODY_ERROR|MULTIPART_STRICT_ERROR "@rx a" "id:3,phase:2,pass,log,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:jsDecode,t:cssDecode,t:cmdLine,t:normalizePath,t:base64Decode,t:utf8toUnicode"
 SecRule ARGS "@detectSQLi" "id:4,phase:2,pass,log"
 SecRule ARGS "@detectXSS" "id:5,phase:2,pass,log"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx ^a[^b]*b$" "id:6,phase:2,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx \bc\d" "id:7,phase:2,pass,log,t:none,t:lowercase"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx (?i)^e$|f\n" "id:8,phase:2,pass,log,t:none,t:htmlEntityDecode,t:compressWhitespace"
+SecRule ARGS "@rx \Ag" "id:9,phase:2,pass,log,t:none"
+SecRule ARGS "@rx h$" "id:12,phase:2,pass,log,t:none,t:lowercase"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ab cd" "id:10,phase:2,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ef" "id:11,phase:2,pass,log,t:none,t:lowercase"
 "#;
 
-fn engine() -> &'static WafEngine {
-    static E: OnceLock<WafEngine> = OnceLock::new();
+/// The engine with the prefilter (`[0]`) and without (`[1]`).
+fn engines() -> &'static [WafEngine; 2] {
+    static E: OnceLock<[WafEngine; 2]> = OnceLock::new();
     E.get_or_init(|| {
-        // Redaction prefixes as the gateway sets them: the check runs on every logged match.
-        let opts = EngineOptions {
-            mode_override: Some(RuleEngineMode::DetectionOnly),
-            redact: vec!["ARGS:password".into(), "REQUEST_COOKIES".into(), "ARGS_NAMES:passwordx".into()],
-            ..EngineOptions::default()
-        };
-        WafEngine::from_str(RULES, "fuzz", &opts).expect("the fuzz rules compile")
+        [false, true].map(|without_prefilter| {
+            // Redaction prefixes as the gateway sets them: the check runs on every logged match.
+            let opts = EngineOptions {
+                mode_override: Some(RuleEngineMode::DetectionOnly),
+                redact: vec!["ARGS:password".into(), "REQUEST_COOKIES".into(), "ARGS_NAMES:passwordx".into()],
+                without_prefilter,
+                ..EngineOptions::default()
+            };
+            WafEngine::from_str(RULES, "fuzz", &opts).expect("the fuzz rules compile")
+        })
     })
 }
 
@@ -40,16 +53,20 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let (head, body) = rest.split_at(split);
     let uri = String::from_utf8_lossy(head);
     let headers: Vec<(&[u8], &[u8])> = vec![(b"host", b"fuzz"), (b"content-type", content_type), (b"cookie", head)];
-    let mut tx = engine().transaction(ConnInfo {
-        client_ip: "192.0.2.1".into(),
-        client_port: 1,
-        server_ip: "127.0.0.1".into(),
-        server_port: 80,
-        request_id: "fuzz".into(),
+    let matched = engines().each_ref().map(|e| {
+        let mut tx = e.transaction(ConnInfo {
+            client_ip: "192.0.2.1".into(),
+            client_port: 1,
+            server_ip: "127.0.0.1".into(),
+            server_port: 80,
+            request_id: "fuzz".into(),
+        });
+        let _ = tx.process_request_headers("POST", &format!("/{uri}"), "HTTP/1.1", &headers);
+        let _ = tx.append_request_body(body);
+        let _ = tx.process_request_body();
+        tx.process_logging();
+        let _ = tx.audit_record();
+        tx.matched_rules().iter().map(|m| m.id).collect::<Vec<u32>>()
     });
-    let _ = tx.process_request_headers("POST", &format!("/{uri}"), "HTTP/1.1", &headers);
-    let _ = tx.append_request_body(body);
-    let _ = tx.process_request_body();
-    tx.process_logging();
-    let _ = tx.audit_record();
+    assert_eq!(matched[0], matched[1], "the prefilter changed which rules match");
 });
