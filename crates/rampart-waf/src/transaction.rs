@@ -960,13 +960,7 @@ fn scan_each(
     // it: most values come out of most chains unchanged, so one scan usually serves every
     // chain. What a chain makes of a value is kept for the other groups and the rules.
     for v in vals {
-        let value: &[u8] = &v.value;
-        let cacheable = matches!(v.value, Cow::Borrowed(_));
-        let have = if cacheable {
-            tcache.features(value)
-        } else {
-            transforms::features(value)
-        };
+        let (value, cacheable, have) = tcache.value_features(v);
         hits |= pf.multi_found(have);
         if cacheable {
             for (c, (id, chain)) in pf.chains.iter().enumerate() {
@@ -981,10 +975,7 @@ fn scan_each(
             let out = if !pf.rewrites(c, have) {
                 None
             } else {
-                match cacheable.then(|| tcache.cached(*id, value)).flatten() {
-                    Some(out) => out.map(Cow::Borrowed),
-                    None => apply_chain_from(value, have, chain).map(Cow::Owned),
-                }
+                tcache.chain_output(*id, chain, value, have, cacheable)
             };
             let members = pf.chain_members[c];
             match outputs.iter_mut().find(|(o, _)| *o == out) {
@@ -1024,13 +1015,7 @@ fn scan_joined(
     // which chains have their own haystack so far (a chain that changed some value)
     let mut changed = 0u64;
     for v in vals {
-        let value: &[u8] = &v.value;
-        let cacheable = matches!(v.value, Cow::Borrowed(_));
-        let have = if cacheable {
-            tcache.features(value)
-        } else {
-            transforms::features(value)
-        };
+        let (value, cacheable, have) = tcache.value_features(v);
         hits |= pf.multi_found(have);
         for (c, (id, chain)) in pf.chains.iter().enumerate() {
             if !pf.rewrites(c, have) {
@@ -1043,14 +1028,7 @@ fn scan_joined(
             if cacheable {
                 tcache.fill(*id, chain, value, have);
             }
-            let fresh;
-            let out = match cacheable.then(|| tcache.cached(*id, value)).flatten() {
-                Some(out) => out,
-                None => {
-                    fresh = apply_chain_from(value, have, chain);
-                    fresh.as_deref()
-                }
-            };
+            let out = tcache.chain_output(*id, chain, value, have, cacheable);
             let buf = &mut own[c];
             match out {
                 None if changed & (1 << c) == 0 => continue,
@@ -1061,7 +1039,7 @@ fn scan_joined(
                         buf.clear();
                         buf.extend_from_slice(raw);
                     }
-                    buf.extend_from_slice(o);
+                    buf.extend_from_slice(&o);
                 }
             }
             buf.push(b'\n');
@@ -1283,6 +1261,37 @@ impl TransformCache {
             .features
             .entry((value.as_ptr() as usize, value.len()))
             .or_insert_with(|| transforms::features(value))
+    }
+
+    /// A collected value, whether the cache may keep what is made of it (it lives in the
+    /// request or response buffers), and its features.
+    #[inline]
+    fn value_features<'v>(&mut self, v: &'v variables::VarValue<'_>) -> (&'v [u8], bool, u32) {
+        let value: &[u8] = &v.value;
+        let cacheable = matches!(v.value, Cow::Borrowed(_));
+        let have = if cacheable {
+            self.features(value)
+        } else {
+            transforms::features(value)
+        };
+        (value, cacheable, have)
+    }
+
+    /// What chain `tchain` makes of `value` (`None`: the value as it is), from the cache when
+    /// the value is `cacheable` and the cache holds it ([`Self::fill`] puts it there).
+    #[inline]
+    fn chain_output<'a>(
+        &'a self,
+        tchain: u32,
+        transforms: &[(usize, crate::transforms::Transform)],
+        value: &'a [u8],
+        have: u32,
+        cacheable: bool,
+    ) -> Option<Cow<'a, [u8]>> {
+        match cacheable.then(|| self.cached(tchain, value)).flatten() {
+            Some(out) => out.map(Cow::Borrowed),
+            None => apply_chain_from(value, have, transforms).map(Cow::Owned),
+        }
     }
 
     /// Puts what chain `tchain` makes of `value` (whose features are `have`) in the cache,
