@@ -27,8 +27,9 @@
 //!
 //! Where every member's pattern means the same on values joined by line breaks (phrases, and
 //! patterns whose only assertions are line and word boundaries: see [`Prefilter::joinable`]),
-//! the values are scanned joined: one haystack of the values as they are, and one per chain
-//! that changed some of them. A match across two values only makes a member count as found.
+//! the values (up to 16 KB of them) are scanned joined: one haystack of the values as they
+//! are, and one per chain that changed some of them. A match across two values only makes a
+//! member count as found.
 //!
 //! One set scan per group and chain output replaces one regex scan per rule and value; on CRS
 //! at paranoia level 1 that is a few dozen scans instead of thousands for an ordinary request.
@@ -676,6 +677,9 @@ SecRule ARGS "@rx end$" "id:53,phase:1,pass,log,t:none,t:lowercase"
             matched(&e, "/?a=ab&b=c&c=xy&d=end1", &[]),
             Vec::<u32>::new()
         );
+        // values too long to be copied joined are scanned one by one
+        let long = format!("/?a={}&b=a%2562c&c=the%20END", "q".repeat(20_000));
+        assert_eq!(matched(&e, &long, &[]), [51, 53]);
     }
 
     #[test]

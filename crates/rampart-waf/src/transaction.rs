@@ -939,13 +939,21 @@ impl<'e> Transaction<'e> {
         }
         let found =
             prefilter_found.get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
-        if pf.joinable && vals.len() > 1 {
+        if pf.joinable
+            && vals.len() > 1
+            && vals.iter().map(|v| v.value.len() + 1).sum::<usize>() <= JOINED_MAX
+        {
             scan_joined(pf, &vals, tcache, found, prefilter_joined)
         } else {
             scan_each(pf, &vals, tcache, found)
         }
     }
 }
+
+/// Values of at most this many bytes in all are scanned joined (each chain that changes some
+/// of them has its own copy while the group is scanned): joining saves a scan's fixed cost
+/// per value, which matters for many short values, not for long ones.
+const JOINED_MAX: usize = 16 * 1024;
 
 /// [`Transaction::prefilter_scan`] one value at a time.
 fn scan_each(
