@@ -344,33 +344,9 @@ fn syntax_config() -> syntax::Config {
 /// Whether `pattern` matches regardless of ASCII case: no literal holds a letter and every
 /// class holds both cases of each letter it holds (as `(?i)` makes them), assertions aside.
 fn caseless(pattern: &str) -> bool {
-    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| caseless_hir(&h))
-}
-
-/// Whether every match of `pattern` in a value is a match in values joined by line breaks:
-/// its only assertions are word boundaries and line starts and ends (no start or end of the
-/// whole haystack, and no CRLF mode, where a line may not end between a value's final `\r`
-/// and the break).
-fn joinable(pattern: &str) -> bool {
-    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| joinable_hir(&h))
-}
-
-fn joinable_hir(h: &Hir) -> bool {
-    use regex_syntax::hir::Look;
-    match h.kind() {
-        HirKind::Look(l) => !matches!(l, Look::Start | Look::End | Look::StartCRLF | Look::EndCRLF),
-        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) => true,
-        HirKind::Repetition(r) => joinable_hir(&r.sub),
-        HirKind::Capture(c) => joinable_hir(&c.sub),
-        HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(joinable_hir),
-    }
-}
-
-fn caseless_hir(h: &Hir) -> bool {
     let both =
         |has: &dyn Fn(u8) -> bool| (b'A'..=b'Z').all(|u| has(u) == has(u.to_ascii_lowercase()));
-    match h.kind() {
-        HirKind::Empty | HirKind::Look(_) => true,
+    every_leaf(pattern, &|h| match h {
         HirKind::Literal(l) => !l.0.iter().any(u8::is_ascii_alphabetic),
         HirKind::Class(Class::Bytes(c)) => both(&|b| {
             c.ranges()
@@ -382,10 +358,36 @@ fn caseless_hir(h: &Hir) -> bool {
                 .iter()
                 .any(|r| (r.start()..=r.end()).contains(&char::from(b)))
         }),
-        HirKind::Repetition(r) => caseless_hir(&r.sub),
-        HirKind::Capture(c) => caseless_hir(&c.sub),
-        HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(caseless_hir),
+        _ => true,
+    })
+}
+
+/// Whether every match of `pattern` in a value is a match in values joined by line breaks:
+/// its only assertions are word boundaries and line starts and ends (no start or end of the
+/// whole haystack, and no CRLF mode, where a line may not end between a value's final `\r`
+/// and the break).
+fn joinable(pattern: &str) -> bool {
+    use regex_syntax::hir::Look;
+    every_leaf(pattern, &|h| {
+        !matches!(
+            h,
+            HirKind::Look(Look::Start | Look::End | Look::StartCRLF | Look::EndCRLF)
+        )
+    })
+}
+
+/// Whether `pattern` parses (as `@rx` reads it) and `leaf` holds for each of its leaves: the
+/// empty string, literals, classes and assertions.
+fn every_leaf(pattern: &str, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
+    fn walk(h: &Hir, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
+        match h.kind() {
+            HirKind::Repetition(r) => walk(&r.sub, leaf),
+            HirKind::Capture(c) => walk(&c.sub, leaf),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(|h| walk(h, leaf)),
+            k => leaf(k),
+        }
     }
+    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| walk(&h, leaf))
 }
 
 /// Which values a target list reads (exclusions aside): rules that read the same values share
