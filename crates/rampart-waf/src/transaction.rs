@@ -1026,6 +1026,8 @@ fn scan_joined(
         let (value, cacheable, have) = tcache.value_features(v);
         hits |= pf.multi_found(have);
         for (c, (id, chain)) in pf.chains.iter().enumerate() {
+            // (the common case first, on its own: folding it into the match below costs
+            // 1.6 % more instructions on a JSON POST)
             if !pf.rewrites(c, have) {
                 if changed & (1 << c) != 0 {
                     own[c].extend_from_slice(value);
