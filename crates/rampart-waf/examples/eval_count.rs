@@ -1,6 +1,7 @@
 //! Runs a few CRS PL1 transactions (the harness's W1 GET and a 1 KB JSON POST): a fixed workload for
 //! instruction-count profiling (`valgrind --tool=callgrind --toggle-collect='*workload*'`),
-//! steadier than wall-clock benches on a shared machine.
+//! steadier than wall-clock benches on a shared machine. `EVAL_RULES` replaces the rules glob
+//! (`crs/rules/*.conf`) to profile a subset.
 use std::path::PathBuf;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -87,7 +88,7 @@ fn main() {
     let paths = [
         shared.join("tools/ftw/crs-test/engine.conf"),
         shared.join("tools/ftw/crs-test/crs-setup-test.conf"),
-        shared.join("crs/rules/*.conf"),
+        std::env::var("EVAL_RULES").map(PathBuf::from).unwrap_or(shared.join("crs/rules/*.conf")),
     ];
     let opts = EngineOptions {
         mode_override: Some(RuleEngineMode::On),
