@@ -1,7 +1,10 @@
 //! Runs a few CRS PL1 transactions (the harness's W1 GET and a 1 KB JSON POST): a fixed workload for
 //! instruction-count profiling (`valgrind --tool=callgrind --toggle-collect='*workload*'`),
 //! steadier than wall-clock benches on a shared machine. `EVAL_RULES` replaces the rules glob
-//! (`crs/rules/*.conf`) to profile a subset.
+//! (`crs/rules/*.conf`) to profile a subset; `EVAL_SETUP` replaces the CRS CI setup file
+//! (`crs-setup-test.conf`, whose rule 999999 for test runs ends the preamble), e.g. with
+//! `crs/crs-setup.conf.example` as the benchmark harness loads it; `EVAL_WITHOUT_PREAMBLE=1`
+//! runs the preamble's rules on every transaction.
 use std::path::PathBuf;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -87,12 +90,17 @@ fn main() {
     let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
     let paths = [
         shared.join("tools/ftw/crs-test/engine.conf"),
-        shared.join("tools/ftw/crs-test/crs-setup-test.conf"),
-        std::env::var("EVAL_RULES").map(PathBuf::from).unwrap_or(shared.join("crs/rules/*.conf")),
+        std::env::var("EVAL_SETUP")
+            .map(PathBuf::from)
+            .unwrap_or(shared.join("tools/ftw/crs-test/crs-setup-test.conf")),
+        std::env::var("EVAL_RULES")
+            .map(PathBuf::from)
+            .unwrap_or(shared.join("crs/rules/*.conf")),
     ];
     let opts = EngineOptions {
         mode_override: Some(RuleEngineMode::On),
         paranoia_level: Some(1),
+        without_preamble: std::env::var_os("EVAL_WITHOUT_PREAMBLE").is_some(),
         ..Default::default()
     };
     let e = WafEngine::from_files(&paths, &opts).expect("CRS loads");

@@ -61,6 +61,9 @@ pub struct EngineOptions {
     /// `@pm` rules that read the same values together): slower, with the same results (what
     /// a test holds the prefilter to).
     pub without_prefilter: bool,
+    /// Runs the first rules of phase 1 on every transaction instead of once at load (see
+    /// [`crate::preamble`]): slower, with the same results.
+    pub without_preamble: bool,
 }
 
 /// Engine settings collected from the directives.
@@ -138,6 +141,8 @@ pub struct WafEngine {
     pub(crate) tag_ids: std::collections::HashMap<String, u32>,
     /// `@rx` rules answered together, see [`crate::prefilter`].
     pub(crate) prefilters: Vec<crate::prefilter::Prefilter>,
+    /// What the first rules of phase 1 leave behind, see [`crate::preamble`].
+    pub(crate) preamble: Option<crate::preamble::Preamble>,
 }
 
 enum Deferred {
@@ -815,7 +820,7 @@ impl Loader {
             ],
             None => Vec::new(),
         };
-        Ok(WafEngine {
+        let mut engine = WafEngine {
             rules,
             phases,
             config,
@@ -825,7 +830,12 @@ impl Loader {
             redact: opts.redact.clone(),
             tag_ids,
             prefilters,
-        })
+            preamble: None,
+        };
+        if !opts.without_preamble {
+            engine.preamble = engine.run_preamble();
+        }
+        Ok(engine)
     }
 }
 

@@ -70,6 +70,7 @@ pub mod fuzzing;
 mod macros;
 mod operators;
 mod per_thread;
+mod preamble;
 mod prefilter;
 mod rule;
 mod seclang;

@@ -64,6 +64,14 @@ impl Macro {
         }
     }
 
+    /// True when every reference is to a variable `ok` accepts.
+    pub(crate) fn reads_only(&self, ok: impl Fn(Var) -> bool) -> bool {
+        self.parts.iter().all(|p| match p {
+            Part::Lit(_) => true,
+            Part::Var(t) => ok(t.var),
+        })
+    }
+
     pub(crate) fn expand<'a>(&'a self, st: &'a TxData) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(b""),

@@ -9,7 +9,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::actions::ctl::Ctl;
 use crate::body::{self, BodyError};
-use crate::engine::{BodyLimitAction, Item, RuleEngineMode, WafEngine};
+use crate::engine::{BodyLimitAction, Item, PlanRule, RuleEngineMode, WafEngine};
+use crate::preamble::Preamble;
 use crate::prefilter::Prefilter;
 use crate::rule::{Action, AllowScope, Rule};
 use crate::state::{MpFlag, TxData};
@@ -162,12 +163,15 @@ pub struct Transaction<'e> {
     /// Scratch haystacks of joined prefilter scans: the values as they are, and what each
     /// chain that changed some of them made of them.
     prefilter_joined: (Vec<u8>, Vec<Vec<u8>>),
+    /// The phase-1 plan index rule evaluation starts at: past the engine's preamble when the
+    /// transaction starts from the state it leaves (see [`crate::preamble`]).
+    phase1_start: usize,
 }
 
 impl WafEngine {
     /// Starts a transaction. Cheap; one per HTTP exchange.
     pub fn transaction(&self, conn: ConnInfo) -> Transaction<'_> {
-        let st = TxData {
+        let mut st = TxData {
             unique_id: conn.request_id.into_bytes(),
             remote_addr: conn.client_ip.into_bytes(),
             remote_port: itoa::Buffer::new()
@@ -179,17 +183,18 @@ impl WafEngine {
                 .format(conn.server_port)
                 .as_bytes()
                 .to_vec(),
-            tx: {
-                // CRS sets about a hundred TX variables per request: no rehashing on the way
-                let mut tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());
-                tx.extend(self.pinned.iter().cloned());
-                tx
-            },
-            tx_digits: self
-                .pinned
-                .iter()
-                .fold(0, |bits, (k, _)| bits | crate::state::digit_bit(k)),
             ..TxData::default()
+        };
+        let phase1_start = match &self.preamble {
+            // the state the preamble rules leave (they hold the pinned values)
+            Some(pre) => {
+                pre.apply(&mut st);
+                pre.next
+            }
+            None => {
+                self.start_tx(&mut st);
+                0
+            }
         };
         Transaction {
             engine: self,
@@ -219,8 +224,109 @@ impl WafEngine {
             prefilter_hits: vec![None; self.prefilters.len()],
             prefilter_found: None,
             prefilter_joined: Default::default(),
+            phase1_start,
         }
     }
+
+    /// Gives `st` the `TX` a transaction starts with: the pinned values.
+    fn start_tx(&self, st: &mut TxData) {
+        // CRS sets about a hundred TX variables per request: no rehashing on the way
+        st.tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());
+        st.tx.extend(self.pinned.iter().cloned());
+        st.tx_digits = self
+            .pinned
+            .iter()
+            .fold(0, |bits, (k, _)| bits | crate::state::digit_bit(k));
+    }
+
+    /// Runs the first rules of phase 1 for as long as they are [pure or
+    /// independent](crate::preamble) and returns the state the pure ones leave, or `None` when
+    /// there are none.
+    pub(crate) fn run_preamble(&self) -> Option<Preamble> {
+        let mut t = self.transaction(ConnInfo::default());
+        let plan = &self.phases[1];
+        let default_action = &self.default_action[1];
+        let (mut deferred, mut last_match, mut pure) = (Vec::new(), None, 0);
+        let mut i = 0;
+        while let Some(item) = plan.get(i) {
+            let Item::Rule(pr) = *item else {
+                i += 1;
+                continue;
+            };
+            let rule = &self.rules[pr.index];
+            if !crate::preamble::reads_only_tx(rule) {
+                if crate::preamble::condition_reads_only_tx(rule)
+                    && let Some(op) = &rule.op
+                    && t.match_values(rule, op, rule).0 == 0
+                {
+                    pure += 1;
+                } else if crate::preamble::is_independent(rule, default_action) {
+                    deferred.push(i);
+                } else {
+                    break;
+                }
+                i += 1;
+                continue;
+            }
+            // a rule whose match would do more than its evaluation did may stay only if it
+            // does not match: the state before it is kept for when it does
+            let quiet = crate::preamble::is_quiet(rule, default_action);
+            let before = (!quiet).then(|| {
+                let st = &t.st;
+                let vars = st.matched_vars[..st.matched_vars_len].to_vec();
+                let names = (st.matched_var.clone(), st.matched_var_name.clone());
+                (st.tx.clone(), st.tx_digits, names, vars)
+            });
+            t.st.rule_id = rule.id;
+            if !t.eval_chain(rule) {
+                pure += 1;
+                i += 1;
+                continue;
+            }
+            if let Some((tx, digits, (var, name), vars)) = before {
+                t.st.tx = tx;
+                t.st.tx_digits = digits;
+                (t.st.matched_var, t.st.matched_var_name) = (var, name);
+                t.st.matched_vars_len = vars.len();
+                t.st.matched_vars = vars;
+                break;
+            }
+            // (a quiet match passes and logs nothing: this only keeps the one order of effects)
+            if t.on_match(rule, 1).is_some() || !t.matched.is_empty() || t.allow.is_some() {
+                return None;
+            }
+            pure += 1;
+            last_match = Some(i);
+            i = next_after_match(plan, i, pr, rule);
+        }
+        (pure > 0).then(|| Preamble {
+            next: i,
+            deferred,
+            last_match,
+            tx: std::mem::take(&mut t.st.tx),
+            tx_digits: t.st.tx_digits,
+            matched_var: std::mem::take(&mut t.st.matched_var),
+            matched_var_name: std::mem::take(&mut t.st.matched_var_name),
+            matched_vars: t.st.matched_vars[..t.st.matched_vars_len].to_vec(),
+        })
+    }
+}
+
+/// Where a phase goes on after the rule at plan index `i` matched: its `skipAfter` marker, or
+/// past the `skip` count of rules that follow it.
+fn next_after_match(plan: &[Item], i: usize, pr: PlanRule, rule: &Rule) -> usize {
+    if let Some(to) = pr.skip_to {
+        return to;
+    }
+    let mut i = i + 1;
+    let mut n = rule.skip;
+    while n > 0 && i < plan.len() {
+        if matches!(plan[i], Item::Rule(..)) {
+            n -= 1;
+        }
+        i += 1;
+    }
+    i
 }
 
 fn in_ranges(id: u32, r: &[(u32, u32)]) -> bool {
@@ -646,8 +752,29 @@ impl<'e> Transaction<'e> {
         }
         let engine = self.engine;
         let plan = &engine.phases[p];
+        // phase 1 starts from the preamble's state: of its rules, only those it stepped over
+        // run here, at their place
+        let mut preamble = engine
+            .preamble
+            .as_ref()
+            .filter(|_| phase == 1 && self.phase1_start > 0);
+        let mut restore_matched = false;
         let mut i = 0;
-        while i < plan.len() {
+        loop {
+            if let Some(pre) = preamble {
+                if i < self.phase1_start {
+                    i = pre.resume_at(i);
+                }
+                if i >= self.phase1_start {
+                    preamble = None;
+                    if restore_matched {
+                        pre.apply_matched(&mut self.st);
+                    }
+                }
+            }
+            if i >= plan.len() {
+                break;
+            }
             let Item::Rule(pr) = plan[i] else {
                 i += 1;
                 continue;
@@ -670,6 +797,9 @@ impl<'e> Transaction<'e> {
                 i += 1;
                 continue;
             }
+            if i < self.phase1_start && preamble.is_some_and(|p| p.last_match > Some(i)) {
+                restore_matched = true;
+            }
             if let Some(iv) = self.on_match(rule, phase) {
                 self.intervention = Some(iv.clone());
                 return Some(iv);
@@ -680,18 +810,7 @@ impl<'e> Transaction<'e> {
             if self.allow.is_some() && self.allow_phase == phase {
                 return None;
             }
-            if let Some(to) = pr.skip_to {
-                i = to;
-                continue;
-            }
-            i += 1;
-            let mut n = rule.skip;
-            while n > 0 && i < plan.len() {
-                if matches!(plan[i], Item::Rule(..)) {
-                    n -= 1;
-                }
-                i += 1;
-            }
+            i = next_after_match(plan, i, pr, rule);
         }
         None
     }
@@ -1182,6 +1301,18 @@ impl Transaction<'_> {
     /// Applies a scope's rule exclusions, as if a rule had run their `ctl` actions first.
     /// Call before the first phase.
     pub fn exclude(&mut self, exclusions: &crate::Exclusions) {
+        if exclusions.0.is_empty() {
+            return;
+        }
+        // an exclusion may remove a rule of the preamble: this transaction runs it all
+        if self.phase1_start > 0 && !self.ran[1] {
+            self.engine.start_tx(&mut self.st);
+            self.st.matched_var.clear();
+            self.st.matched_var_name.clear();
+            self.st.matched_vars_len = 0;
+            self.st.rule_id = 0;
+            self.phase1_start = 0;
+        }
         for c in &exclusions.0 {
             self.apply_ctl(c, 1);
         }

@@ -708,17 +708,34 @@ fn crs_regression_suite() {
     );
 }
 
-/// The prefilter only decides which rules need a look: every request of the suite gets the
-/// same rules, logs and status from an engine that evaluates every rule on its own.
+/// The prefilter only decides which rules need a look, and the preamble only runs the
+/// setup rules once: every request of the suite gets the same rules, logs and status from an
+/// engine that evaluates every rule on its own, on every transaction.
 #[test]
-fn prefilter_changes_no_result() {
+fn prefilter_and_preamble_change_no_result() {
     let shared = common::shared_dir();
-    let grouped = common::load_crs(Some(RuleEngineMode::DetectionOnly));
-    let alone = common::load_crs_with(EngineOptions {
-        mode_override: Some(RuleEngineMode::DetectionOnly),
-        without_prefilter: true,
-        ..Default::default()
-    });
+    // the CRS CI setup, and the shipped one, whose preamble runs through all of
+    // REQUEST-901-INITIALIZATION (the CI setup's rule 999999 ends it early)
+    let ci = common::crs_paths();
+    let mut shipped = ci.clone();
+    shipped[1] = shared.join("crs/crs-setup.conf.example");
+    let load = |paths: &[std::path::PathBuf], paranoia_level, alone: bool| {
+        let opts = EngineOptions {
+            mode_override: Some(RuleEngineMode::DetectionOnly),
+            paranoia_level,
+            without_prefilter: alone,
+            without_preamble: alone,
+            ..Default::default()
+        };
+        WafEngine::from_files(paths, &opts).expect("CRS loads")
+    };
+    let pairs = [
+        (load(&ci, None, false), load(&ci, None, true)),
+        (
+            load(&shipped, Some(2), false),
+            load(&shipped, Some(2), true),
+        ),
+    ];
     let mut files = Vec::new();
     yaml_files(&shared.join("crs/tests/regression/tests"), &mut files);
     assert!(!files.is_empty(), "no tests under {}", shared.display());
@@ -740,34 +757,36 @@ fn prefilter_changes_no_result() {
                     continue;
                 };
                 n += 1;
-                let a = run(&grouped, &req, n);
-                let b = run(&alone, &req, n);
-                if !a.0.is_empty() {
-                    matched += 1;
-                }
-                // (log lines are compared by number: which variable a rule over TX reports
-                // first follows the map's order, randomized per transaction)
-                if (&a.0, a.1.len(), a.2) != (&b.0, b.1.len(), b.2) {
-                    differ.push(format!(
-                        "{}: {:?} vs {:?}, status {} vs {}, {} vs {} log lines",
-                        f.display(),
-                        a.0,
-                        b.0,
-                        a.2,
-                        b.2,
-                        a.1.len(),
-                        b.1.len()
-                    ));
+                for (grouped, alone) in &pairs {
+                    let a = run(grouped, &req, n);
+                    let b = run(alone, &req, n);
+                    if !a.0.is_empty() {
+                        matched += 1;
+                    }
+                    // (log lines are compared by number: which variable a rule over TX
+                    // reports first follows the map's order, randomized per transaction)
+                    if (&a.0, a.1.len(), a.2) != (&b.0, b.1.len(), b.2) {
+                        differ.push(format!(
+                            "{}: {:?} vs {:?}, status {} vs {}, {} vs {} log lines",
+                            f.display(),
+                            a.0,
+                            b.0,
+                            a.2,
+                            b.2,
+                            a.1.len(),
+                            b.1.len()
+                        ));
+                    }
                 }
             }
         }
     }
     println!(
-        "{n} requests, {matched} with matches, {} differ",
+        "{n} requests through two setups, {matched} runs with matches, {} differ",
         differ.len()
     );
     assert!(
-        n > 4000 && matched > 3000,
+        n > 4000 && matched > 6000,
         "the suite ran ({n} requests, {matched} matched)"
     );
     assert!(differ.is_empty(), "{}", differ.join("\n"));

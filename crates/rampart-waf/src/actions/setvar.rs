@@ -73,6 +73,15 @@ impl SetVar {
         })
     }
 
+    /// True when the key and the value refer only to variables `ok` accepts.
+    pub(crate) fn reads_only(&self, ok: impl Fn(crate::variables::Var) -> bool + Copy) -> bool {
+        self.key.reads_only(ok)
+            && match &self.op {
+                SetOp::Set(m) | SetOp::Add(m) | SetOp::Sub(m) => m.reads_only(ok),
+                SetOp::Delete => true,
+            }
+    }
+
     /// Applies to `st` unless the key is pinned by the engine options.
     pub(crate) fn eval(&self, st: &mut TxData, pinned: &[(String, Vec<u8>)]) {
         if !self.tx {

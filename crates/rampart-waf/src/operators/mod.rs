@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::error::CompileError;
+use crate::macros::Macro;
 use crate::state::TxData;
 
 mod ip_match;
@@ -43,6 +44,11 @@ pub(crate) trait Operator: Send + Sync + std::fmt::Debug {
     }
     /// The phrase list, for `@pm` and `@pmFromFile` (prefilter groups).
     fn phrases(&self) -> Option<&[Vec<u8>]> {
+        None
+    }
+    /// The argument's macro, for operators that expand one per evaluation: the only
+    /// transaction state an operator may read (what the engine's preamble checks).
+    fn arg_macro(&self) -> Option<&Macro> {
         None
     }
 }

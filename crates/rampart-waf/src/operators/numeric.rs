@@ -36,6 +36,12 @@ macro_rules! num_op {
             fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
                 Ok(Self(Operand::parse(arg)))
             }
+            fn arg_macro(&self) -> Option<&Macro> {
+                match &self.0 {
+                    Operand::Expand(m) => Some(m),
+                    Operand::Const(_) => None,
+                }
+            }
             fn eval(&self, st: &TxData, v: &[u8], _caps: Option<&mut Captures>) -> bool {
                 parse_int(v) $op self.0.value(st)
             }

@@ -13,6 +13,9 @@ macro_rules! string_op {
             fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
                 Ok(Self(Macro::parse(arg)))
             }
+            fn arg_macro(&self) -> Option<&Macro> {
+                Some(&self.0)
+            }
             fn eval(&self, st: &TxData, $v: &[u8], caps: Option<&mut Captures>) -> bool {
                 let $p = self.0.expand(st);
                 let $p: &[u8] = &$p;
