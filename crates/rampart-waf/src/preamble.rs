@@ -23,8 +23,10 @@
 //! `MATCHED_VAR*` target or reference in its operator (those hold what ran before it); no
 //! `setvar` on `TX`, no `capture`, no `skip`/`skipAfter`; `ctl` only of the body settings.
 //!
-//! A transaction with exclusions of its own ([`crate::Transaction::exclude`]) runs the whole
-//! phase: an exclusion may remove a preamble rule.
+//! A transaction with exclusions of its own ([`crate::Transaction::exclude`]) that name a rule
+//! the preamble ran (by id, tag or message) runs the whole phase; other exclusions leave it be
+//! (the rules stepped over run at their place and see them as usual).
+use crate::WafEngine;
 use crate::actions::ctl::Ctl;
 use crate::rule::{Action, Rule};
 use crate::state::{Kv, TxData, TxMap};
@@ -37,6 +39,9 @@ pub(crate) struct Preamble {
     pub next: usize,
     /// The independent rules the preamble stepped over (plan indexes, in order).
     pub deferred: Vec<usize>,
+    /// The rules it ran (indexes into the engine's rules): what an exclusion must leave
+    /// alone for a transaction to start from the preamble.
+    pub ran: Vec<usize>,
     /// The plan index of the last pure rule that matched: an independent rule before it that
     /// matches leaves `MATCHED_VAR*` to that rule's, as they would be in order.
     pub last_match: Option<usize>,
@@ -61,6 +66,26 @@ impl Preamble {
         st.matched_var_name.clone_from(&self.matched_var_name);
         st.matched_vars.clone_from(&self.matched_vars);
         st.matched_vars_len = self.matched_vars.len();
+    }
+
+    /// Whether exclusion `c` would change what a rule the preamble ran does.
+    pub(crate) fn excluded_by(&self, c: &Ctl, engine: &WafEngine) -> bool {
+        let ran = || self.ran.iter().map(|&r| &engine.rules[r]);
+        let tagged = |tag: &str| {
+            engine
+                .tag_ids
+                .get(tag)
+                .is_some_and(|id| ran().any(|r| r.tag_ids.contains(id)))
+        };
+        let by_id =
+            |ids: &[(u32, u32)]| ran().any(|r| ids.iter().any(|(a, b)| (*a..=*b).contains(&r.id)));
+        match c {
+            Ctl::RuleRemoveById(ids) | Ctl::RuleRemoveTargetById(ids, _) => by_id(ids),
+            Ctl::RuleRemoveByTag(tag) | Ctl::RuleRemoveTargetByTag(tag, _) => tagged(tag),
+            Ctl::RuleRemoveByMsg(m) => ran().any(|r| r.msg_raw == *m),
+            // (exclusions are removals; anything else is taken to touch everything)
+            _ => true,
+        }
     }
 
     /// Where phase 1 goes on from plan index `i` (inside the preamble): the next rule it
@@ -198,6 +223,16 @@ mod tests {
     ) -> Outcome {
         let mut tx = e.transaction(ConnInfo::default());
         tx.exclude(&Exclusions::parse(exclusions).unwrap());
+        // the preamble serves unless an exclusion names a rule it ran (2-5 here)
+        let touched = exclusions.iter().any(|x| {
+            let named = x.split_once('=').and_then(|(_, r)| r.split(';').next());
+            matches!(named, Some("2" | "3" | "4" | "5" | "setup"))
+        });
+        assert_eq!(
+            tx.starts_past_preamble(),
+            e.preamble.is_some() && !touched,
+            "{exclusions:?}"
+        );
         let iv = tx.process_request_headers("GET", "/x", "HTTP/1.1", headers);
         let matched = tx.matched_rules().iter().map(|m| (m.id, m.msg.clone()));
         let vars = vars.iter().map(|v| tx.tx_var(v).map(<[u8]>::to_vec));
@@ -206,7 +241,7 @@ mod tests {
 
     const RULES: &str = r#"SecRuleEngine On
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecAction "id:2,phase:1,pass,nolog,setvar:tx.threshold=5,setvar:tx.score=0"
+SecAction "id:2,phase:1,pass,nolog,tag:'setup',setvar:tx.threshold=5,setvar:tx.score=0"
 SecRule &TX:threshold "@eq 0" "id:3,phase:1,deny,status:500,log,msg:'no setup'"
 SecRule TX:threshold "@eq 5" "id:4,phase:1,pass,nolog,setvar:tx.score=+1,setvar:tx.seen=%{tx.threshold}"
 SecRule TX:copy_ua "@eq 1" "id:5,phase:1,pass,nolog,setvar:tx.ua=%{REQUEST_HEADERS.User-Agent}"
@@ -258,9 +293,31 @@ SecRule REQUEST_URI "@contains attack" "id:9,phase:1,deny,status:403,log"
             run(&plain, &["ruleRemoveById=2"], &[], &["threshold", "score"])
         );
         assert_eq!((got.0[0].0, got.1, &got.2[0]), (3, Some(500), &None));
+        // also by tag and by message
+        for x in [
+            "ruleRemoveByTag=setup",
+            "ruleRemoveTargetById=3;TX:threshold",
+        ] {
+            assert_eq!(run(&e, &[x], &[], &[]).0, run(&plain, &[x], &[], &[]).0);
+        }
         // and a transaction without exclusions after it starts from the preamble again
         let got = run(&e, &[], &[], &["threshold"]);
         assert_eq!((got.1, &got.2[0]), (None, &Some(b"5".to_vec())));
+        // exclusions of the rules it stepped over or of later ones leave it be, and apply
+        let headers: &[(&[u8], &[u8])] = &[(b"Content-Type", b"application/json")];
+        for x in ["ruleRemoveById=6", "ruleRemoveById=1", "ruleRemoveById=7-9"] {
+            let got = run(&e, &[x], headers, &["score"]);
+            assert_eq!(got, run(&plain, &[x], headers, &["score"]), "{x}");
+        }
+        let ids = |x| {
+            run(&e, &[x], headers, &[])
+                .0
+                .iter()
+                .map(|m| m.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("ruleRemoveById=6"), [7, 8]);
+        assert_eq!(ids("ruleRemoveById=1"), [6, 7]);
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl WafEngine {
         let mut t = self.transaction(ConnInfo::default());
         let plan = &self.phases[1];
         let default_action = &self.default_action[1];
-        let (mut deferred, mut last_match, mut pure) = (Vec::new(), None, 0);
+        let (mut deferred, mut last_match, mut ran) = (Vec::new(), None, Vec::new());
         let mut i = 0;
         while let Some(item) = plan.get(i) {
             let Item::Rule(pr) = *item else {
@@ -259,7 +259,7 @@ impl WafEngine {
                     && let Some(op) = &rule.op
                     && t.match_values(rule, op, rule).0 == 0
                 {
-                    pure += 1;
+                    ran.push(pr.index);
                 } else if crate::preamble::is_independent(rule, default_action) {
                     deferred.push(i);
                 } else {
@@ -279,7 +279,7 @@ impl WafEngine {
             });
             t.st.rule_id = rule.id;
             if !t.eval_chain(rule) {
-                pure += 1;
+                ran.push(pr.index);
                 i += 1;
                 continue;
             }
@@ -295,13 +295,14 @@ impl WafEngine {
             if t.on_match(rule, 1).is_some() || !t.matched.is_empty() || t.allow.is_some() {
                 return None;
             }
-            pure += 1;
+            ran.push(pr.index);
             last_match = Some(i);
             i = next_after_match(plan, i, pr, rule);
         }
-        (pure > 0).then(|| Preamble {
+        (!ran.is_empty()).then(|| Preamble {
             next: i,
             deferred,
+            ran,
             last_match,
             tx: std::mem::take(&mut t.st.tx),
             tx_digits: t.st.tx_digits,
@@ -1304,8 +1305,12 @@ impl Transaction<'_> {
         if exclusions.0.is_empty() {
             return;
         }
-        // an exclusion may remove a rule of the preamble: this transaction runs it all
-        if self.phase1_start > 0 && !self.ran[1] {
+        // an exclusion that reaches a rule the preamble ran: this transaction runs it all
+        if self.phase1_start > 0
+            && !self.ran[1]
+            && let Some(pre) = &self.engine.preamble
+            && exclusions.0.iter().any(|c| pre.excluded_by(c, self.engine))
+        {
             self.engine.start_tx(&mut self.st);
             self.st.matched_var.clear();
             self.st.matched_var_name.clear();
@@ -1316,6 +1321,12 @@ impl Transaction<'_> {
         for c in &exclusions.0 {
             self.apply_ctl(c, 1);
         }
+    }
+
+    /// Whether phase 1 starts past the engine's preamble.
+    #[cfg(test)]
+    pub(crate) fn starts_past_preamble(&self) -> bool {
+        self.phase1_start > 0
     }
 
     fn apply_ctl(&mut self, c: &Ctl, _phase: u8) {
