@@ -1,8 +1,9 @@
 #![no_main]
 //! A request through a rule set that reads every body processor's output: the content type
 //! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
-//! The rule set holds prefilter groups (anchored patterns and phrases across chains): the
-//! rules that match must be the same with and without the prefilter.
+//! The rule set holds prefilter groups (anchored patterns and phrases across chains) and a
+//! preamble (setup rules that read only TX, around body-processor rules): the rules that match
+//! must be the same with and without the prefilter and the preamble.
 use std::sync::OnceLock;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -12,6 +13,11 @@ SecRuleEngine On
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "@rx json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx xml" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecAction "id:20,phase:1,pass,nolog,setvar:tx.limit=3,setvar:tx.hits=0"
+SecRule &TX:limit "@eq 0" "id:21,phase:1,deny,status:500,log"
+SecRule TX:limit "@ge 3" "id:22,phase:1,pass,nolog,setvar:tx.hits=+1,setvar:tx.seen_%{tx.limit}=1"
+SecRule REQUEST_URI "@rx ^/a" "id:23,phase:1,pass,log,setvar:tx.hits=+1"
+SecRule TX:hits "@eq 2" "id:24,phase:2,pass,log"
 SecRule ARGS|ARGS_NAMES|FILES|FILES_NAMES|XML:/*|REQUEST_COOKIES|REQBODY_ERROR|MULTIPART_STRICT_ERROR "@rx a" "id:3,phase:2,pass,log,t:none,t:urlDecodeUni,t:htmlEntityDecode,t:jsDecode,t:cssDecode,t:cmdLine,t:normalizePath,t:base64Decode,t:utf8toUnicode"
 SecRule ARGS "@detectSQLi" "id:4,phase:2,pass,log"
 SecRule ARGS "@detectXSS" "id:5,phase:2,pass,log"
@@ -24,16 +30,17 @@ SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ab cd" "id:10,phase:2,pass,log
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ef" "id:11,phase:2,pass,log,t:none,t:lowercase"
 "#;
 
-/// The engine with the prefilter (`[0]`) and without (`[1]`).
+/// The engine with the prefilter and the preamble (`[0]`) and without either (`[1]`).
 fn engines() -> &'static [WafEngine; 2] {
     static E: OnceLock<[WafEngine; 2]> = OnceLock::new();
     E.get_or_init(|| {
-        [false, true].map(|without_prefilter| {
+        [false, true].map(|without| {
             // Redaction prefixes as the gateway sets them: the check runs on every logged match.
             let opts = EngineOptions {
                 mode_override: Some(RuleEngineMode::DetectionOnly),
                 redact: vec!["ARGS:password".into(), "REQUEST_COOKIES".into(), "ARGS_NAMES:passwordx".into()],
-                without_prefilter,
+                without_prefilter: without,
+                without_preamble: without,
                 ..EngineOptions::default()
             };
             WafEngine::from_str(RULES, "fuzz", &opts).expect("the fuzz rules compile")
@@ -68,5 +75,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = tx.audit_record();
         tx.matched_rules().iter().map(|m| m.id).collect::<Vec<u32>>()
     });
-    assert_eq!(matched[0], matched[1], "the prefilter changed which rules match");
+    assert_eq!(matched[0], matched[1], "the prefilter or the preamble changed which rules match");
 });

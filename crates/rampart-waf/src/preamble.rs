@@ -259,6 +259,10 @@ SecRule REQUEST_URI "@contains attack" "id:9,phase:1,deny,status:403,log"
         // 7 logs its match, so the preamble ends there (and leaves its setvar to transactions)
         assert_eq!((pre.deferred.as_slice(), pre.next), (&[0, 5][..], 6));
         assert!(plain.preamble.is_none());
+        // an engine that is off sets nothing
+        let (off, _) = engines(&RULES.replacen("SecRuleEngine On", "SecRuleEngine Off", 1));
+        assert!(off.preamble.is_none());
+        assert_eq!(run(&off, &[], &[], &["threshold"]).2, [None]);
         let headers: &[(&[u8], &[u8])] = &[
             (b"Content-Type", b"application/json"),
             (b"User-Agent", b"curl"),

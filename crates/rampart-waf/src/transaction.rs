@@ -243,6 +243,10 @@ impl WafEngine {
     /// independent](crate::preamble) and returns the state the pure ones leave, or `None` when
     /// there are none.
     pub(crate) fn run_preamble(&self) -> Option<Preamble> {
+        // an engine that is off runs no rule: its transactions keep the pinned values alone
+        if self.config.mode == RuleEngineMode::Off {
+            return None;
+        }
         let mut t = self.transaction(ConnInfo::default());
         let plan = &self.phases[1];
         let default_action = &self.default_action[1];
