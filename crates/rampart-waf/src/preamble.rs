@@ -24,8 +24,9 @@
 //! `setvar` on `TX`, no `capture`, no `skip`/`skipAfter`; `ctl` only of the body settings.
 //!
 //! A transaction with exclusions of its own ([`crate::Transaction::exclude`]) that name a rule
-//! the preamble ran (by id, tag or message) runs the whole phase; other exclusions leave it be
-//! (the rules stepped over run at their place and see them as usual).
+//! the preamble ran (by id, tag or message; for a target removal, a `TX` target) runs the
+//! whole phase; other exclusions leave it be (the rules stepped over run at their place and
+//! see them as usual).
 use crate::WafEngine;
 use crate::actions::ctl::Ctl;
 use crate::rule::{Action, Rule};
@@ -80,8 +81,12 @@ impl Preamble {
         let by_id =
             |ids: &[(u32, u32)]| ran().any(|r| ids.iter().any(|(a, b)| (*a..=*b).contains(&r.id)));
         match c {
-            Ctl::RuleRemoveById(ids) | Ctl::RuleRemoveTargetById(ids, _) => by_id(ids),
-            Ctl::RuleRemoveByTag(tag) | Ctl::RuleRemoveTargetByTag(tag, _) => tagged(tag),
+            Ctl::RuleRemoveById(ids) => by_id(ids),
+            Ctl::RuleRemoveByTag(tag) => tagged(tag),
+            // the rules it ran read TX alone (their first link, for those that matched
+            // nothing): a target of another collection is not theirs to lose
+            Ctl::RuleRemoveTargetById(ids, t) => t.var == Var::Tx && by_id(ids),
+            Ctl::RuleRemoveTargetByTag(tag, t) => t.var == Var::Tx && tagged(tag),
             Ctl::RuleRemoveByMsg(m) => ran().any(|r| r.msg_raw == *m),
             // (exclusions are removals; anything else is taken to touch everything)
             _ => true,
@@ -225,8 +230,9 @@ mod tests {
         tx.exclude(&Exclusions::parse(exclusions).unwrap());
         // the preamble serves unless an exclusion names a rule it ran (2-5 here)
         let touched = exclusions.iter().any(|x| {
-            let named = x.split_once('=').and_then(|(_, r)| r.split(';').next());
-            matches!(named, Some("2" | "3" | "4" | "5" | "setup"))
+            let (_, named) = x.split_once('=').unwrap_or_default();
+            let (named, target) = named.split_once(';').unwrap_or((named, "TX"));
+            matches!(named, "2" | "3" | "4" | "5" | "setup") && target.starts_with("TX")
         });
         assert_eq!(
             tx.starts_past_preamble(),
@@ -309,7 +315,12 @@ SecRule REQUEST_URI "@contains attack" "id:9,phase:1,deny,status:403,log"
         assert_eq!((got.1, &got.2[0]), (None, &Some(b"5".to_vec())));
         // exclusions of the rules it stepped over or of later ones leave it be, and apply
         let headers: &[(&[u8], &[u8])] = &[(b"Content-Type", b"application/json")];
-        for x in ["ruleRemoveById=6", "ruleRemoveById=1", "ruleRemoveById=7-9"] {
+        for x in [
+            "ruleRemoveById=6",
+            "ruleRemoveById=1",
+            "ruleRemoveById=7-9",
+            "ruleRemoveTargetByTag=setup;ARGS:q",
+        ] {
             let got = run(&e, &[x], headers, &["score"]);
             assert_eq!(got, run(&plain, &[x], headers, &["score"]), "{x}");
         }
