@@ -41,6 +41,9 @@ pub async fn run(
     config: ValidatedConfig,
     on_ready: impl FnOnce(&[(String, SocketAddr)]),
 ) -> Result<(), String> {
+    // SIGHUP's default action ends the process: it is taken over before any listener is
+    // announced, so a reload asked for while the gateway starts waits for the reloader
+    let hangup = signal(SignalKind::hangup()).ok();
     let metrics = install_metrics()?;
     let events = EventSink::open(&config.events.sink)?;
     for w in config.warnings() {
@@ -174,7 +177,13 @@ pub async fn run(
         admin_stop.clone(),
     ));
 
-    spawn_reloader(Arc::clone(&gateway), config_path, bound.clone(), tls_files);
+    spawn_reloader(
+        Arc::clone(&gateway),
+        config_path,
+        bound.clone(),
+        tls_files,
+        hangup,
+    );
     gateway.ready.store(true, Ordering::Release);
     on_ready(&bound);
 
@@ -349,6 +358,7 @@ fn spawn_reloader(
     path: PathBuf,
     bound: Vec<(String, SocketAddr)>,
     tls_files: BTreeSet<PathBuf>,
+    hangup: Option<tokio::signal::unix::Signal>,
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
     let watch_tx = tx.clone();
@@ -400,7 +410,7 @@ fn spawn_reloader(
         }
     }
     watched.add_tls_files(&tls_files);
-    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+    if let Some(mut hup) = hangup {
         let tx = tx.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
