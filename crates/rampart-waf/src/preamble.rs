@@ -33,6 +33,57 @@ use crate::rule::{Action, Rule};
 use crate::state::{Kv, TxData, TxMap};
 use crate::variables::Var;
 
+/// What rules leave in a transaction's `TX` and `MATCHED_VAR*`: the part of its state the
+/// preamble hands on, and what it keeps to undo a rule that must not stay in it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TxSnapshot {
+    tx: TxMap,
+    tx_digits: u16,
+    matched_var: Vec<u8>,
+    matched_var_name: Vec<u8>,
+    matched_vars: Vec<Kv>,
+}
+
+impl TxSnapshot {
+    /// A copy of `st`'s `TX` and `MATCHED_VAR*`.
+    pub(crate) fn of(st: &TxData) -> Self {
+        TxSnapshot {
+            tx: st.tx.clone(),
+            tx_digits: st.tx_digits,
+            matched_var: st.matched_var.clone(),
+            matched_var_name: st.matched_var_name.clone(),
+            matched_vars: st.matched_vars[..st.matched_vars_len].to_vec(),
+        }
+    }
+
+    /// Moves `st`'s `TX` and `MATCHED_VAR*` out (the rest of `st` is not used again).
+    pub(crate) fn take(st: &mut TxData) -> Self {
+        st.matched_vars.truncate(st.matched_vars_len);
+        TxSnapshot {
+            tx: std::mem::take(&mut st.tx),
+            tx_digits: st.tx_digits,
+            matched_var: std::mem::take(&mut st.matched_var),
+            matched_var_name: std::mem::take(&mut st.matched_var_name),
+            matched_vars: std::mem::take(&mut st.matched_vars),
+        }
+    }
+
+    /// Puts the state into `st`.
+    pub(crate) fn apply(&self, st: &mut TxData) {
+        st.tx.clone_from(&self.tx);
+        st.tx_digits = self.tx_digits;
+        self.apply_matched(st);
+    }
+
+    /// Sets `MATCHED_VAR`, `MATCHED_VAR_NAME` and `MATCHED_VARS` alone.
+    pub(crate) fn apply_matched(&self, st: &mut TxData) {
+        st.matched_var.clone_from(&self.matched_var);
+        st.matched_var_name.clone_from(&self.matched_var_name);
+        st.matched_vars.clone_from(&self.matched_vars);
+        st.matched_vars_len = self.matched_vars.len();
+    }
+}
+
 /// The state the preamble's pure rules leave, and what a transaction still runs of it.
 #[derive(Debug, Clone)]
 pub(crate) struct Preamble {
@@ -46,29 +97,11 @@ pub(crate) struct Preamble {
     /// The plan index of the last pure rule that matched: an independent rule before it that
     /// matches leaves `MATCHED_VAR*` to that rule's, as they would be in order.
     pub last_match: Option<usize>,
-    pub tx: TxMap,
-    pub tx_digits: u16,
-    pub matched_var: Vec<u8>,
-    pub matched_var_name: Vec<u8>,
-    pub matched_vars: Vec<Kv>,
+    /// `TX` and `MATCHED_VAR*` as the pure rules leave them.
+    pub state: TxSnapshot,
 }
 
 impl Preamble {
-    /// Puts the state into a new transaction's `st`.
-    pub(crate) fn apply(&self, st: &mut TxData) {
-        st.tx = self.tx.clone();
-        st.tx_digits = self.tx_digits;
-        self.apply_matched(st);
-    }
-
-    /// Sets `MATCHED_VAR`, `MATCHED_VAR_NAME` and `MATCHED_VARS` to what the pure rules left.
-    pub(crate) fn apply_matched(&self, st: &mut TxData) {
-        st.matched_var.clone_from(&self.matched_var);
-        st.matched_var_name.clone_from(&self.matched_var_name);
-        st.matched_vars.clone_from(&self.matched_vars);
-        st.matched_vars_len = self.matched_vars.len();
-    }
-
     /// Whether exclusion `c` would change what a rule the preamble ran does.
     pub(crate) fn excluded_by(&self, c: &Ctl, engine: &WafEngine) -> bool {
         let ran = || self.ran.iter().map(|&r| &engine.rules[r]);

@@ -25,11 +25,13 @@
 //! every probe in [`PROBES`]) would only make each scan slower and report its rule
 //! everywhere: such a rule is evaluated as it is.
 //!
-//! Where every member's pattern means the same on values joined by line breaks (phrases, and
-//! patterns whose only assertions are line and word boundaries: see [`Prefilter::joinable`]),
-//! the values (up to 16 KB of them) are scanned joined: one haystack of the values as they
-//! are, and one per chain that changed some of them. A match across two values only makes a
-//! member count as found.
+//! A group scans its values (up to 16 KB of them) joined by line breaks: one haystack of the
+//! values as they are, and one per chain that changed some of them. A pattern's assertions
+//! of the start or end of the value are compiled in the set as those of a line (`\A` as
+//! `^`, `\z` as `$` in multi-line mode, see [`relax`]), so that a member found in one value
+//! is found in the joined haystack; `^`, `$` and word boundaries already mean the same there
+//! (a line break is not a word byte). A match across two values, or one the weaker
+//! assertions allow, only makes a member count as found.
 //!
 //! One set scan per group and chain output replaces one regex scan per rule and value; on CRS
 //! at paranoia level 1 that is a few dozen scans instead of thousands for an ordinary request.
@@ -75,11 +77,6 @@ pub(crate) struct Prefilter {
     /// and facing no other value cannot match; a value with those features makes the member
     /// count as found (it is then evaluated as usual).
     pub multi: Vec<(u64, u32)>,
-    /// Whether a member found in one of several values joined by line breaks is found in the
-    /// joined haystack: true of phrases and of patterns whose assertions are line and word
-    /// boundaries only (`^` and `$` match at line breaks, which are not word bytes). A group
-    /// that is joinable scans each chain's output of all its values at once.
-    pub joinable: bool,
 }
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
@@ -129,6 +126,35 @@ impl Prefilter {
     }
 
     /// The members whose pattern or phrase occurs in `hay` (`found` is scratch space).
+    /// Which members' patterns occur in `hay`, values joined by line breaks whose ends (the
+    /// offsets of those line breaks) are `ends`; a match across values may count too.
+    ///
+    /// Which patterns a long haystack holds costs an overlapping search to its end, so a set
+    /// searches the haystack for the first end of any match, asks which patterns occur in the
+    /// value it ends in, and goes on after that value: every value before it holds none.
+    pub(crate) fn find_joined(&self, hay: &[u8], ends: &[usize], found: &mut PatternSet) -> u64 {
+        let Matcher::Regex(set) = &self.matcher else {
+            return self.find(hay, found);
+        };
+        let set = set.get();
+        let all = self.all_members();
+        let (mut seen, mut at, mut first) = (0u64, 0, 0);
+        while at <= hay.len() && seen != all {
+            let Some(m) = set.search_half(&Input::new(hay).range(at..).earliest(true)) else {
+                break;
+            };
+            // the value whose end is at or after the match's end
+            let i = first + ends[first..].partition_point(|&e| e < m.offset());
+            let Some(&end) = ends.get(i) else {
+                break;
+            };
+            let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
+            seen |= self.find(&hay[start..end], found);
+            (at, first) = (end + 1, i + 1);
+        }
+        seen
+    }
+
     pub(crate) fn find(&self, hay: &[u8], found: &mut PatternSet) -> u64 {
         let mut seen = 0u64;
         match &self.matcher {
@@ -217,10 +243,6 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 Kind::Rx(p) => caseless(p),
                 Kind::Phrases(_) => true,
             });
-            let joinable = kinds.iter().all(|k| match k {
-                Kind::Rx(p) => joinable(p),
-                Kind::Phrases(_) => true,
-            });
             let mut targets: Vec<Target> = Vec::new();
             for &i in members {
                 for t in &rules[i].targets {
@@ -243,7 +265,6 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 targets,
                 matcher,
                 multi,
-                joinable,
             });
         }
     }
@@ -286,9 +307,7 @@ fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
         })
         .collect::<Option<Vec<&str>>>()
     {
-        return build_set(&patterns)
-            .ok()
-            .map(|set| Matcher::Regex(PerThread::new(set)));
+        return build_set(&patterns).map(|set| Matcher::Regex(PerThread::new(set)));
     }
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut phrases: Vec<Vec<u8>> = Vec::new();
@@ -315,21 +334,30 @@ fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
 }
 
 /// The group's patterns as one multi-pattern regex, compiled as `@rx` compiles each of them
-/// (ModSecurity v3's flags, the same limits): every pattern that matches anywhere is reported.
-fn build_set(patterns: &[&str]) -> Result<meta::Regex, Box<meta::BuildError>> {
+/// (ModSecurity v3's flags, the same limits) with their assertions [relaxed](relax): every
+/// pattern that matches anywhere is reported.
+fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
     let (size_limit, dfa_size_limit) = crate::operators::rx::LIMITS;
+    let hirs = patterns
+        .iter()
+        .map(|p| syntax::parse_with(p, &syntax_config()).ok().map(relax))
+        .collect::<Option<Vec<Hir>>>()?;
     meta::Builder::new()
         .configure(
             meta::Config::new()
                 .match_kind(MatchKind::All)
                 .utf8_empty(false)
-                .which_captures(WhichCaptures::None)
+                // where a search ends first ([`Prefilter::find_joined`]) needs the implicit
+                // groups, and an engine that reports the first end of any match when the
+                // lazy DFA gives up: the PikeVM does, the bounded backtracker (which tries one
+                // start after the other) need not
+                .which_captures(WhichCaptures::Implicit)
+                .backtrack(false)
                 .nfa_size_limit(Some(size_limit))
                 .hybrid_cache_capacity(dfa_size_limit),
         )
-        .syntax(syntax_config())
-        .build_many(patterns)
-        .map_err(Box::new)
+        .build_many_from_hir(&hirs)
+        .ok()
 }
 
 /// How `@rx` patterns read (ModSecurity v3's flags).
@@ -366,14 +394,34 @@ fn caseless(pattern: &str) -> bool {
 /// its only assertions are word boundaries and line starts and ends (no start or end of the
 /// whole haystack, and no CRLF mode, where a line may not end between a value's final `\r`
 /// and the break).
-fn joinable(pattern: &str) -> bool {
+/// `h` with its assertions of the haystack's start and end made those of a line's (`\A` →
+/// `^`, `\z` → `$`, multi-line): it matches wherever `h` does, and in values joined by line
+/// breaks it matches where `h` matches one of them. (`^`, `$`, their CRLF forms and word
+/// boundaries see the same bytes around a value's edges there: a line break, not a word byte.)
+fn relax(h: Hir) -> Hir {
     use regex_syntax::hir::Look;
-    every_leaf(pattern, &|h| {
-        !matches!(
-            h,
-            HirKind::Look(Look::Start | Look::End | Look::StartCRLF | Look::EndCRLF)
-        )
-    })
+    match h.into_kind() {
+        HirKind::Look(Look::Start) => Hir::look(Look::StartLF),
+        HirKind::Look(Look::End) => Hir::look(Look::EndLF),
+        // (not before the `\n` after a value that ends in `\r`)
+        HirKind::Look(Look::EndCRLF) => {
+            Hir::alternation(vec![Hir::look(Look::EndCRLF), Hir::look(Look::EndLF)])
+        }
+        HirKind::Look(l) => Hir::look(l),
+        HirKind::Empty => Hir::empty(),
+        HirKind::Literal(l) => Hir::literal(l.0),
+        HirKind::Class(c) => Hir::class(c),
+        HirKind::Repetition(mut r) => {
+            r.sub = Box::new(relax(*r.sub));
+            Hir::repetition(r)
+        }
+        HirKind::Capture(mut c) => {
+            c.sub = Box::new(relax(*c.sub));
+            Hir::capture(c)
+        }
+        HirKind::Concat(hs) => Hir::concat(hs.into_iter().map(relax).collect()),
+        HirKind::Alternation(hs) => Hir::alternation(hs.into_iter().map(relax).collect()),
+    }
 }
 
 /// Whether `pattern` parses (as `@rx` reads it) and `leaf` holds for each of its leaves: the
@@ -665,7 +713,6 @@ SecRule ARGS "@rx end$" "id:53,phase:1,pass,log,t:none,t:lowercase"
     fn values_joined_by_line_breaks_keep_each_match() {
         let e = engine(JOINED_RULES);
         assert_eq!(e.prefilters.len(), 1);
-        assert!(e.prefilters[0].joinable);
         // the second of three values, decoded by 51's chain only
         assert_eq!(matched(&e, "/?a=q&b=a%2562c&c=r", &[]), [51]);
         // the chain changes the first value, and 51's pattern is in the last one; or a value
@@ -684,17 +731,30 @@ SecRule ARGS "@rx end$" "id:53,phase:1,pass,log,t:none,t:lowercase"
         assert_eq!(matched(&e, &long, &[]), [51, 53]);
     }
 
+    /// Assertions of a value's start and end, among several values: each rule is found in
+    /// the joined haystack where it matches one value, and in no other.
+    const BOUND_RULES: &str = r#"
+SecRule ARGS "@rx \Aabc" "id:61,phase:1,pass,log,t:none"
+SecRule ARGS "@rx xyz\z" "id:62,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@rx (?-m:^q$)" "id:63,phase:1,pass,log,t:none"
+SecRule ARGS "@rx (?R)k\r$" "id:64,phase:1,pass,log,t:none"
+"#;
+
     #[test]
-    fn patterns_bound_to_the_whole_value_are_not_joined() {
-        assert!(super::joinable(r"^a$|\bb\B"));
-        assert!(!super::joinable(r"\Aa"));
-        assert!(!super::joinable(r"a\z"));
-        assert!(!super::joinable(r"(?-m:^a)"));
-        assert!(!super::joinable(r"(?R)^a"));
-        let e = engine(
-            "SecRule ARGS \"@rx \\Aabc\" \"id:61,phase:1,pass,log,t:none\"\nSecRule ARGS \"@rx \\Axyz\" \"id:62,phase:1,pass,log,t:none\"\n",
+    fn patterns_bound_to_the_whole_value_are_found_in_joined_values() {
+        let e = engine(BOUND_RULES);
+        assert_eq!(e.prefilters.len(), 1);
+        assert_eq!(e.prefilters[0].len, 4);
+        // each in a value between others (64's value ends in a CR, before the joining LF)
+        assert_eq!(
+            matched(&e, "/?a=1&b=abcd&c=2&d=wXYZ&e=3&f=q&g=4&h=k%0D&i=5", &[]),
+            [61, 62, 63, 64]
         );
-        assert!(!e.prefilters[0].joinable);
-        assert_eq!(matched(&e, "/?a=q&b=abcd&c=xyz", &[]), [61, 62]);
+        // and nothing where a value only holds them away from its edges
+        assert_eq!(
+            matched(&e, "/?a=1&b=zabc&c=xyz1&d=qq&e=k%0D%0A1&f=5", &[]),
+            Vec::<u32>::new()
+        );
+        assert_eq!(matched(&e, "/?a=abc", &[]), [61]);
     }
 }

@@ -10,7 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::actions::ctl::Ctl;
 use crate::body::{self, BodyError};
 use crate::engine::{BodyLimitAction, Item, PlanRule, RuleEngineMode, WafEngine};
-use crate::preamble::Preamble;
+use crate::preamble::{Preamble, TxSnapshot};
 use crate::prefilter::Prefilter;
 use crate::rule::{Action, AllowScope, Rule};
 use crate::state::{MpFlag, TxData};
@@ -160,9 +160,8 @@ pub struct Transaction<'e> {
     prefilter_hits: Vec<Option<u64>>,
     /// The regex sets' scratch result (sized for the largest group).
     prefilter_found: Option<PatternSet>,
-    /// Scratch haystacks of joined prefilter scans: the values as they are, and what each
-    /// chain that changed some of them made of them.
-    prefilter_joined: (Vec<u8>, Vec<Vec<u8>>),
+    /// Scratch haystacks of joined prefilter scans.
+    prefilter_joined: Joined,
     /// The phase-1 plan index rule evaluation starts at: past the engine's preamble when the
     /// transaction starts from the state it leaves (see [`crate::preamble`]).
     phase1_start: usize,
@@ -188,7 +187,7 @@ impl WafEngine {
         let phase1_start = match &self.preamble {
             // the state the preamble rules leave (they hold the pinned values)
             Some(pre) => {
-                pre.apply(&mut st);
+                pre.state.apply(&mut st);
                 pre.next
             }
             None => {
@@ -275,24 +274,15 @@ impl WafEngine {
             // a rule whose match would do more than its evaluation did may stay only if it
             // does not match: the state before it is kept for when it does
             let quiet = crate::preamble::is_quiet(rule, default_action);
-            let before = (!quiet).then(|| {
-                let st = &t.st;
-                let vars = st.matched_vars[..st.matched_vars_len].to_vec();
-                let names = (st.matched_var.clone(), st.matched_var_name.clone());
-                (st.tx.clone(), st.tx_digits, names, vars)
-            });
+            let before = (!quiet).then(|| TxSnapshot::of(&t.st));
             t.st.rule_id = rule.id;
             if !t.eval_chain(rule) {
                 ran.push(pr.index);
                 i += 1;
                 continue;
             }
-            if let Some((tx, digits, (var, name), vars)) = before {
-                t.st.tx = tx;
-                t.st.tx_digits = digits;
-                (t.st.matched_var, t.st.matched_var_name) = (var, name);
-                t.st.matched_vars_len = vars.len();
-                t.st.matched_vars = vars;
+            if let Some(before) = before {
+                before.apply(&mut t.st);
                 break;
             }
             // (a quiet match passes and logs nothing: this only keeps the one order of effects)
@@ -308,11 +298,7 @@ impl WafEngine {
             deferred,
             ran,
             last_match,
-            tx: std::mem::take(&mut t.st.tx),
-            tx_digits: t.st.tx_digits,
-            matched_var: std::mem::take(&mut t.st.matched_var),
-            matched_var_name: std::mem::take(&mut t.st.matched_var_name),
-            matched_vars: t.st.matched_vars[..t.st.matched_vars_len].to_vec(),
+            state: TxSnapshot::take(&mut t.st),
         })
     }
 }
@@ -773,7 +759,7 @@ impl<'e> Transaction<'e> {
                 if i >= self.phase1_start {
                     preamble = None;
                     if restore_matched {
-                        pre.apply_matched(&mut self.st);
+                        pre.state.apply_matched(&mut self.st);
                     }
                 }
             }
@@ -1063,13 +1049,10 @@ impl<'e> Transaction<'e> {
         }
         let found =
             prefilter_found.get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
-        if pf.joinable
-            && vals.len() > 1
-            && vals.iter().map(|v| v.value.len() + 1).sum::<usize>() <= JOINED_MAX
-        {
+        if vals.len() > 1 && vals.iter().map(|v| v.value.len() + 1).sum::<usize>() <= JOINED_MAX {
             scan_joined(pf, &vals, tcache, found, prefilter_joined)
         } else {
-            scan_each(pf, &vals, tcache, found)
+            scan_each(pf, &vals, tcache, found, 0)
         }
     }
 }
@@ -1079,15 +1062,20 @@ impl<'e> Transaction<'e> {
 /// per value, which matters for many short values, not for long ones.
 const JOINED_MAX: usize = 16 * 1024;
 
-/// [`Transaction::prefilter_scan`] one value at a time.
+/// [`Transaction::prefilter_scan`] one value at a time, for the members not in `known`
+/// (returned as found).
 fn scan_each(
     pf: &Prefilter,
     vals: &variables::Values,
     tcache: &mut TransformCache,
     found: &mut PatternSet,
+    known: u64,
 ) -> u64 {
     let all = pf.all_members();
-    let mut hits = 0u64;
+    let mut hits = known & all;
+    if hits == all {
+        return hits;
+    }
     // each distinct output of the members' chains, with the members whose chain produces
     // it: most values come out of most chains unchanged, so one scan usually serves every
     // chain. What a chain makes of a value is kept for the other groups and the rules.
@@ -1129,8 +1117,17 @@ fn scan_each(
     hits
 }
 
-/// [`Transaction::prefilter_scan`] for a group whose patterns mean the same on values joined
-/// by line breaks ([`Prefilter::joinable`]): what each chain makes of all the values, joined,
+/// The haystacks of [`scan_joined`], kept from one scan to the next: the values as they are,
+/// and each chain's output of them where it changed some, joined by line breaks; with the
+/// offset of each value's end (its line break) in each.
+#[derive(Default)]
+pub(crate) struct Joined {
+    raw: (Vec<u8>, Vec<usize>),
+    own: Vec<(Vec<u8>, Vec<usize>)>,
+}
+
+/// [`Transaction::prefilter_scan`] on values joined by line breaks (what the patterns of a
+/// group mean there: [`crate::prefilter`]): what each chain makes of all the values, joined,
 /// is one haystack, and chains that change none of the values share one. A match in one
 /// value is a match in the joined haystack; one across a line break only makes the member
 /// count as found, and its rule is then evaluated as usual.
@@ -1139,11 +1136,13 @@ fn scan_joined(
     vals: &variables::Values,
     tcache: &mut TransformCache,
     found: &mut PatternSet,
-    (raw, own): &mut (Vec<u8>, Vec<Vec<u8>>),
+    joined: &mut Joined,
 ) -> u64 {
     let mut hits = 0u64;
-    raw.clear();
-    own.resize_with(pf.chains.len(), Vec::new);
+    let Joined { raw, own } = joined;
+    raw.0.clear();
+    raw.1.clear();
+    own.resize_with(pf.chains.len(), Default::default);
     // which chains have their own haystack so far (a chain that changed some value)
     let mut changed = 0u64;
     for v in vals {
@@ -1154,8 +1153,7 @@ fn scan_joined(
             // 1.6 % more instructions on a JSON POST)
             if !pf.rewrites(c, have) {
                 if changed & (1 << c) != 0 {
-                    own[c].extend_from_slice(value);
-                    own[c].push(b'\n');
+                    push_value(&mut own[c], value);
                 }
                 continue;
             }
@@ -1163,37 +1161,44 @@ fn scan_joined(
                 tcache.fill(*id, chain, value, have);
             }
             let out = tcache.chain_output(*id, chain, value, have, cacheable);
-            let buf = &mut own[c];
+            let hay = &mut own[c];
             match out {
-                None if changed & (1 << c) == 0 => continue,
-                None => buf.extend_from_slice(value),
+                None if changed & (1 << c) == 0 => {}
+                None => push_value(hay, value),
                 Some(o) => {
                     if changed & (1 << c) == 0 {
                         changed |= 1 << c;
-                        buf.clear();
-                        buf.extend_from_slice(raw);
+                        hay.0.clone_from(&raw.0);
+                        hay.1.clone_from(&raw.1);
                     }
-                    buf.extend_from_slice(&o);
+                    push_value(hay, &o);
                 }
             }
-            buf.push(b'\n');
         }
-        raw.extend_from_slice(value);
-        raw.push(b'\n');
+        push_value(raw, value);
     }
     let shared: u64 = (0..pf.chains.len())
         .filter(|c| changed & (1 << c) == 0)
         .fold(0, |m, c| m | pf.chain_members[c]);
-    if shared & !hits != 0 {
-        hits |= pf.find(raw, found) & shared;
-    }
-    for (c, buf) in own.iter().enumerate().take(pf.chains.len()) {
-        let members = pf.chain_members[c];
-        if changed & (1 << c) != 0 && members & !hits != 0 {
-            hits |= pf.find(buf, found) & members;
+    let haystacks = std::iter::once((shared, &*raw)).chain(
+        own.iter()
+            .enumerate()
+            .take(pf.chains.len())
+            .filter(|(c, _)| changed & (1 << c) != 0)
+            .map(|(c, hay)| (pf.chain_members[c], hay)),
+    );
+    for (members, (hay, ends)) in haystacks {
+        if members & !hits != 0 {
+            hits |= pf.find_joined(hay, ends, found) & members;
         }
     }
     hits
+}
+
+fn push_value((hay, ends): &mut (Vec<u8>, Vec<usize>), value: &[u8]) {
+    hay.extend_from_slice(value);
+    ends.push(hay.len());
+    hay.push(b'\n');
 }
 
 impl Transaction<'_> {
