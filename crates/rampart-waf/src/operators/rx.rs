@@ -9,6 +9,9 @@ use crate::state::TxData;
 #[derive(Debug)]
 pub(crate) struct Rx {
     re: PerThread<Regex>,
+    /// The pattern matches every value, and the match is the whole value
+    /// ([`matches_whole_value`]): nothing to search.
+    whole: bool,
 }
 
 /// Compiled-size and lazy-DFA cache limits of every `@rx` pattern (bytes).
@@ -98,16 +101,79 @@ pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
         .map_err(|e| CompileError::new(format!("bad regex: {e}")))
 }
 
+/// Whether `pattern` (as [`build`] compiles it) matches every value, the leftmost-first match
+/// being the whole value, as `^.*$` does: start-of-line assertions (true at the start), a
+/// greedy `.*` (every byte: `.` matches a newline), then only parts that match the empty string
+/// at the end (end-of-line assertions, optional parts); no groups.
+fn matches_whole_value(pattern: &str) -> bool {
+    use regex_syntax::hir::{Class, ClassBytesRange, Hir, HirKind, Look};
+    fn empty_at_end(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty => true,
+            HirKind::Look(l) => matches!(l, Look::End | Look::EndLF | Look::EndCRLF),
+            HirKind::Repetition(r) => r.min == 0 && !has_group(&r.sub),
+            HirKind::Concat(hs) => hs.iter().all(empty_at_end),
+            HirKind::Alternation(hs) => !hs.iter().any(has_group) && hs.iter().any(empty_at_end),
+            HirKind::Literal(_) | HirKind::Class(_) | HirKind::Capture(_) => false,
+        }
+    }
+    fn has_group(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Capture(_) => true,
+            HirKind::Repetition(r) => has_group(&r.sub),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().any(has_group),
+            _ => false,
+        }
+    }
+    let any_star = |h: &Hir| {
+        matches!(h.kind(), HirKind::Repetition(r)
+            if r.min == 0 && r.max.is_none() && r.greedy
+                && matches!(r.sub.kind(), HirKind::Class(Class::Bytes(c))
+                    if c.ranges() == [ClassBytesRange::new(0, 255)]))
+    };
+    let Ok(hir) = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+        .build()
+        .parse(&rust_pattern(pattern))
+    else {
+        return false;
+    };
+    let items = match hir.kind() {
+        HirKind::Concat(hs) => hs.as_slice(),
+        _ => std::slice::from_ref(&hir),
+    };
+    let Some(star) = items.iter().position(any_star) else {
+        return false;
+    };
+    items[..star].iter().all(|h| {
+        matches!(
+            h.kind(),
+            HirKind::Look(Look::Start | Look::StartLF | Look::StartCRLF)
+        )
+    }) && items[star + 1..].iter().all(empty_at_end)
+}
+
 impl Operator for Rx {
     fn compile(arg: &str, _ctx: &CompileCtx) -> Result<Self, CompileError> {
         Ok(Rx {
             re: PerThread::new(build(arg)?),
+            whole: matches_whole_value(arg),
         })
     }
     fn rx_pattern(&self) -> Option<&str> {
         Some(self.re.get().as_str())
     }
     fn eval(&self, _st: &TxData, value: &[u8], caps: Option<&mut Captures>) -> bool {
+        if self.whole {
+            if let Some(caps) = caps {
+                caps.clear();
+                caps.push(value.to_vec());
+            }
+            return true;
+        }
         let re = self.re.get();
         match caps {
             None => re.is_match(value),
@@ -139,6 +205,34 @@ impl Operator for Rx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn patterns_that_match_the_whole_value_need_no_search() {
+        for p in ["^.*$", ".*", r"\A.*\z", "(?:^).*$", "^.*(?:$|x)", "^.*a?$"] {
+            assert!(matches_whole_value(p), "{p}");
+        }
+        for p in [
+            "^.+$", "^.*?$", "^(.*)$", "^.*x$", "a.*", r"^.*\b", "[^a]*", ".*(a)?",
+        ] {
+            assert!(!matches_whole_value(p), "{p}");
+        }
+        let ctx = CompileCtx {
+            dir: std::path::Path::new("."),
+        };
+        let st = TxData::default();
+        // what the regex finds, and the operator answers without searching
+        for p in ["^.*$", ".*", "^.*(?:$|x)"] {
+            let rx = Rx::compile(p, &ctx).unwrap();
+            assert!(rx.whole);
+            let re = build(p).unwrap();
+            for v in [&b""[..], b"a", b"two\nlines\n", b"\n", b"\xff\x00"] {
+                let mut caps = Vec::new();
+                assert!(rx.eval(&st, v, Some(&mut caps)));
+                assert_eq!(caps, [re.find(v).unwrap().as_bytes()], "{p} {v:?}");
+                assert_eq!(caps, [v]);
+            }
+        }
+    }
+
     #[test]
     fn rewrites() {
         assert_eq!(pcre_to_rust(r"\x{e2}\x80[\x98]"), r"\xe2\x80[\x98]");

@@ -252,7 +252,11 @@ impl Word {
                 .is_some_and(|s| s.eq_ignore_ascii_case(w))
         };
         if self.anchored {
-            at(0) || memchr::memchr_iter(b'\n', key).any(|i| at(i + 1))
+            // or after a line break with room for the word
+            let Some(room) = key.len().checked_sub(w.len()) else {
+                return false;
+            };
+            at(0) || memchr::memchr_iter(b'\n', &key[..room]).any(|i| at(i + 1))
         } else {
             // candidates start where the word's first byte (either case) occurs
             let (lo, up) = (w[0], w[0].to_ascii_uppercase());
