@@ -108,7 +108,7 @@ impl Macro {
 fn first_value<'a>(st: &'a TxData, t: &Target) -> Option<Cow<'a, [u8]>> {
     // `%{tx.name}`, most references: one map lookup
     if let (Var::Tx, Selector::Key(k)) = (t.var, &t.sel) {
-        return st.tx.get(k.as_str()).map(|v| Cow::Borrowed(v.as_slice()));
+        return st.tx.get(k.as_str()).map(|v| Cow::Borrowed(&v[..]));
     }
     let mut vals = variables::Values::new();
     variables::collect(st, t, &[], &mut vals);
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn expands_tx_and_scalars() {
         let mut st = TxData::default();
-        st.tx.insert("score".into(), b"5".to_vec());
+        st.tx_insert("score", b"5");
         st.matched_var = b"x".to_vec();
         let m = Macro::parse("s=%{tx.score} v=%{MATCHED_VAR} u=%{nope} %{tx.missing}!");
         assert_eq!(&*m.expand(&st), b"s=5 v=x u=%{nope} !");

@@ -1,10 +1,23 @@
 //! Per-transaction data that variables read and actions write.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The TX collection's map: keys may come from the request (`tx.%{tx.0}`), so the hash is
-/// seeded per process; foldhash is several times faster than SipHash on short keys.
-pub(crate) type TxMap = HashMap<String, Vec<u8>, foldhash::fast::RandomState>;
+/// seeded per process; foldhash is several times faster than SipHash on short keys. Names and
+/// values are shared: a transaction starts from a copy of the engine's map (see
+/// [`crate::preamble`]) that copies no bytes, and a value it changes is replaced
+/// ([`set_tx_value`]).
+pub(crate) type TxMap = HashMap<Arc<str>, Arc<[u8]>, foldhash::fast::RandomState>;
+
+/// Puts `value` into a `TX` slot: in place when the slot is this map's own and has the
+/// length, else as a new value.
+pub(crate) fn set_tx_value(slot: &mut Arc<[u8]>, value: &[u8]) {
+    match Arc::get_mut(slot) {
+        Some(own) if own.len() == value.len() => own.copy_from_slice(value),
+        _ => *slot = Arc::from(value),
+    }
+}
 
 /// A key/value pair of a collection (argument, header, cookie …), raw bytes.
 pub(crate) type Kv = (Vec<u8>, Vec<u8>);
@@ -106,12 +119,14 @@ impl TxData {
             .map(|(_, v)| v.as_slice())
     }
     /// Inserts a TX variable (the key lowercased), noting the keys `TX:0` … `TX:9`.
-    pub(crate) fn tx_insert(&mut self, key: String, value: Vec<u8>) {
-        self.tx_digits |= digit_bit(&key);
-        self.tx.insert(key, value);
+    pub(crate) fn tx_insert(&mut self, key: &str, value: &[u8]) {
+        self.tx_digits |= digit_bit(key);
+        self.tx.insert(Arc::from(key), Arc::from(value));
     }
     pub(crate) fn tx_get(&self, key: &str) -> Option<&[u8]> {
-        self.tx.get(&key.to_ascii_lowercase()).map(|v| v.as_slice())
+        self.tx
+            .get(key.to_ascii_lowercase().as_str())
+            .map(|v| &v[..])
     }
     pub(crate) fn tx_int(&self, key: &str) -> i64 {
         self.tx_get(key).map(parse_int).unwrap_or(0)

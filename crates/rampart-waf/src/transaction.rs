@@ -231,7 +231,12 @@ impl WafEngine {
     fn start_tx(&self, st: &mut TxData) {
         // CRS sets about a hundred TX variables per request: no rehashing on the way
         st.tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());
-        st.tx.extend(self.pinned.iter().cloned());
+        st.tx.extend(self.pinned.iter().map(|(k, v)| {
+            (
+                std::sync::Arc::from(k.as_str()),
+                std::sync::Arc::from(&v[..]),
+            )
+        }));
         st.tx_digits = self
             .pinned
             .iter()
@@ -846,8 +851,8 @@ impl<'e> Transaction<'e> {
                 self.st.tx_digits &= kept;
                 for (name, g) in CAPTURE_NAMES.iter().zip(c) {
                     match self.st.tx.get_mut(*name) {
-                        Some(slot) => *slot = g,
-                        None => self.st.tx_insert((*name).to_owned(), g),
+                        Some(slot) => crate::state::set_tx_value(slot, &g),
+                        None => self.st.tx_insert(name, &g),
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! transaction; persistent collections (`ip.`, `global.` …) are accepted and ignored.
 use crate::error::CompileError;
 use crate::macros::Macro;
-use crate::state::{TxData, parse_int};
+use crate::state::{TxData, parse_int, set_tx_value};
 
 #[derive(Debug, Clone)]
 pub(crate) enum SetOp {
@@ -108,21 +108,14 @@ impl SetVar {
             SetOp::Set(v) => match v.literal() {
                 // a constant is copied into the variable's buffer when it exists
                 Some(lit) => match st.tx.get_mut(key.as_ref()) {
-                    Some(slot) => {
-                        slot.clear();
-                        slot.extend_from_slice(lit);
-                    }
-                    None => {
-                        st.tx_insert(key.into_owned(), lit.to_vec());
-                    }
+                    Some(slot) => set_tx_value(slot, lit),
+                    None => st.tx_insert(&key, lit),
                 },
                 None => {
                     let v = v.expand(st).into_owned();
                     match st.tx.get_mut(key.as_ref()) {
-                        Some(slot) => *slot = v,
-                        None => {
-                            st.tx_insert(key.into_owned(), v);
-                        }
+                        Some(slot) => set_tx_value(slot, &v),
+                        None => st.tx_insert(&key, &v),
                     }
                 }
             },
@@ -140,12 +133,11 @@ impl SetVar {
                 match st.tx.get_mut(key.as_ref()) {
                     Some(slot) => {
                         let n = digits.format(apply(parse_int(slot))).as_bytes();
-                        slot.clear();
-                        slot.extend_from_slice(n);
+                        set_tx_value(slot, n);
                     }
                     None => {
                         let n = digits.format(apply(0)).as_bytes();
-                        st.tx_insert(key.into_owned(), n.to_vec());
+                        st.tx_insert(&key, n);
                     }
                 }
             }
@@ -159,7 +151,7 @@ mod tests {
     #[test]
     fn forms() {
         let mut st = TxData::default();
-        st.tx.insert("crit".into(), b"5".to_vec());
+        st.tx_insert("crit", b"5");
         for s in [
             "tx.a=+%{tx.crit}",
             "tx.a=+%{tx.crit}",

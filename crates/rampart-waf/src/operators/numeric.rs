@@ -77,7 +77,7 @@ mod tests {
         assert!(matches!(ge.0, Operand::Expand(_)));
         // an unset variable reads as 0; the operand is read at each evaluation
         assert!(ge.eval(&st, b"0", None));
-        st.tx.insert("threshold".into(), b"5".to_vec());
+        st.tx_insert("threshold", b"5");
         assert!(!ge.eval(&st, b"4", None));
         assert!(ge.eval(&st, b"5", None));
         assert!(Eq::compile("+7", &ctx).unwrap().eval(&st, b"7", None));
