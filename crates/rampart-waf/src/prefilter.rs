@@ -180,9 +180,6 @@ impl Prefilter {
     }
 }
 
-/// Groups with fewer rules than this are left to the rules themselves.
-const MIN_GROUP: usize = 2;
-
 /// Larger groups are split: past a few dozen patterns a set's lazy DFA grows faster than
 /// the scans it saves. (A member is one bit of a `u64` while scanning.)
 pub(crate) const MAX_GROUP: usize = 64;
@@ -205,9 +202,6 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
     let mut out = Vec::new();
     for key in order {
         for members in groups[&key].chunks(MAX_GROUP) {
-            if members.len() < MIN_GROUP {
-                continue;
-            }
             let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
             let mut chain_members: Vec<u64> = Vec::new();
             let mut multi: Vec<(u64, u32)> = Vec::new();
@@ -532,12 +526,16 @@ SecRule ARGS "@rx ^d" "id:8,phase:1,pass,log,t:none"
     #[test]
     fn groups_rules_that_read_only_request_data() {
         let e = engine(RULES);
-        // 1, 3, 7 and 8 share phase 1 and their values (8 with another chain); 5 is alone
-        // in phase 2, 6 reads TX
-        assert_eq!(e.prefilters.len(), 1);
+        // 1, 3, 7 and 8 share phase 1 and their values (8 with another chain); 2 and 4 read
+        // other values, 5 is alone in phase 2: groups of their own; 6 reads TX
+        assert_eq!(e.prefilters.len(), 4);
         assert_eq!(e.prefilters[0].members(), 4);
         assert_eq!(e.prefilters[0].chains.len(), 2);
-        assert_eq!(grouped(&e), [1, 3, 7, 8]);
+        assert_eq!(
+            e.prefilters.iter().map(|p| p.members()).collect::<Vec<_>>(),
+            [4, 1, 1, 1]
+        );
+        assert_eq!(grouped(&e), [1, 2, 3, 4, 5, 7, 8]);
     }
 
     const PM_RULES: &str = r#"
@@ -550,9 +548,10 @@ SecRule ARGS "@rx evil" "id:14,phase:1,pass,log,t:none"
     #[test]
     fn phrase_lists_form_their_own_groups_across_chains() {
         let e = engine(PM_RULES);
-        // 14 is an `@rx` rule alone with these values: no group of its own
-        assert_eq!(e.prefilters.len(), 1);
+        // 14, an `@rx` rule, has a group of its own
+        assert_eq!(e.prefilters.len(), 2);
         assert_eq!(e.prefilters[0].members(), 3);
+        assert_eq!(e.prefilters[1].members(), 1);
         assert!(matches!(
             e.prefilters[0].matcher,
             super::Matcher::Phrases { .. }
