@@ -125,7 +125,6 @@ impl Prefilter {
             .fold(0, |m, &(bit, _)| m | bit)
     }
 
-    /// The members whose pattern or phrase occurs in `hay` (`found` is scratch space).
     /// Which members' patterns occur in `hay`, values joined by line breaks whose ends (the
     /// offsets of those line breaks) are `ends`; a match across values may count too.
     ///
@@ -155,6 +154,7 @@ impl Prefilter {
         seen
     }
 
+    /// The members whose pattern or phrase occurs in `hay` (`found` is scratch space).
     pub(crate) fn find(&self, hay: &[u8], found: &mut PatternSet) -> u64 {
         let mut seen = 0u64;
         match &self.matcher {
