@@ -135,7 +135,7 @@ pub struct WafEngine {
     /// Disruptive action of `SecDefaultAction` per phase (what `block` means).
     pub(crate) default_action: [Action; 6],
     pub(crate) default_status: [Option<u16>; 6],
-    pub(crate) pinned: Vec<(String, Vec<u8>)>,
+    pub(crate) pinned: Vec<(Arc<str>, Arc<[u8]>)>,
     pub(crate) redact: Vec<String>,
     /// Every tag a rule carries, interned: exclusions by tag compare ids, not strings.
     pub(crate) tag_ids: std::collections::HashMap<String, u32>,
@@ -808,16 +808,9 @@ impl Loader {
             }
         }
         let pinned = match opts.paranoia_level {
-            Some(pl) => vec![
-                (
-                    "blocking_paranoia_level".to_string(),
-                    pl.to_string().into_bytes(),
-                ),
-                (
-                    "detection_paranoia_level".to_string(),
-                    pl.to_string().into_bytes(),
-                ),
-            ],
+            Some(pl) => ["blocking_paranoia_level", "detection_paranoia_level"]
+                .map(|k| (Arc::from(k), Arc::from(pl.to_string().as_bytes())))
+                .to_vec(),
             None => Vec::new(),
         };
         let mut engine = WafEngine {

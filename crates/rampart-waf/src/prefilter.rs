@@ -44,6 +44,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet, nfa::thompson::WhichCaptures};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
+use crate::operators::rx;
 use crate::per_thread::PerThread;
 use crate::rule::Rule;
 use crate::state::TxData;
@@ -334,7 +335,7 @@ fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
     let (size_limit, dfa_size_limit) = crate::operators::rx::LIMITS;
     let hirs = patterns
         .iter()
-        .map(|p| syntax::parse_with(p, &syntax_config()).ok().map(relax))
+        .map(|p| syntax::parse_with(p, &rx::syntax_config()).ok().map(relax))
         .collect::<Option<Vec<Hir>>>()?;
     meta::Builder::new()
         .configure(
@@ -352,15 +353,6 @@ fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
         )
         .build_many_from_hir(&hirs)
         .ok()
-}
-
-/// How `@rx` patterns read (ModSecurity v3's flags).
-fn syntax_config() -> syntax::Config {
-    syntax::Config::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .multi_line(true)
 }
 
 /// Whether `pattern` matches regardless of ASCII case: no literal holds a letter and every
@@ -429,7 +421,7 @@ fn every_leaf(pattern: &str, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
             k => leaf(k),
         }
     }
-    syntax::parse_with(pattern, &syntax_config()).is_ok_and(|h| walk(&h, leaf))
+    syntax::parse_with(pattern, &rx::syntax_config()).is_ok_and(|h| walk(&h, leaf))
 }
 
 /// Which values a target list reads (exclusions aside): rules that read the same values share

@@ -120,8 +120,12 @@ impl TxData {
     }
     /// Inserts a TX variable (the key lowercased), noting the keys `TX:0` … `TX:9`.
     pub(crate) fn tx_insert(&mut self, key: &str, value: &[u8]) {
+        self.tx_insert_shared(key, Arc::from(value));
+    }
+    /// [`Self::tx_insert`] of a value already shared.
+    pub(crate) fn tx_insert_shared(&mut self, key: &str, value: Arc<[u8]>) {
         self.tx_digits |= digit_bit(key);
-        self.tx.insert(Arc::from(key), Arc::from(value));
+        self.tx.insert(Arc::from(key), value);
     }
     pub(crate) fn tx_get(&self, key: &str) -> Option<&[u8]> {
         self.tx

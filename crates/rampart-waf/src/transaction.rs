@@ -231,12 +231,7 @@ impl WafEngine {
     fn start_tx(&self, st: &mut TxData) {
         // CRS sets about a hundred TX variables per request: no rehashing on the way
         st.tx = crate::state::TxMap::with_capacity_and_hasher(256, Default::default());
-        st.tx.extend(self.pinned.iter().map(|(k, v)| {
-            (
-                std::sync::Arc::from(k.as_str()),
-                std::sync::Arc::from(&v[..]),
-            )
-        }));
+        st.tx.extend(self.pinned.iter().cloned());
         st.tx_digits = self
             .pinned
             .iter()

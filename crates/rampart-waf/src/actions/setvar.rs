@@ -1,5 +1,7 @@
 //! `setvar:[!]tx.key[=[+|-]value]` with macros in key and value. Only `TX` is kept per
 //! transaction; persistent collections (`ip.`, `global.` …) are accepted and ignored.
+use std::sync::Arc;
+
 use crate::error::CompileError;
 use crate::macros::Macro;
 use crate::state::{TxData, parse_int, set_tx_value};
@@ -83,7 +85,7 @@ impl SetVar {
     }
 
     /// Applies to `st` unless the key is pinned by the engine options.
-    pub(crate) fn eval(&self, st: &mut TxData, pinned: &[(String, Vec<u8>)]) {
+    pub(crate) fn eval(&self, st: &mut TxData, pinned: &[(Arc<str>, Arc<[u8]>)]) {
         if !self.tx {
             return;
         }
@@ -98,7 +100,7 @@ impl SetVar {
                 )
             }
         };
-        if pinned.iter().any(|(k, _)| *k == key) {
+        if pinned.iter().any(|(k, _)| **k == *key) {
             return;
         }
         match &self.op {
@@ -111,11 +113,12 @@ impl SetVar {
                     Some(slot) => set_tx_value(slot, lit),
                     None => st.tx_insert(&key, lit),
                 },
+                // (the expansion may read TX: it becomes the new value before TX changes)
                 None => {
-                    let v = v.expand(st).into_owned();
+                    let v: Arc<[u8]> = Arc::from(&*v.expand(st));
                     match st.tx.get_mut(key.as_ref()) {
-                        Some(slot) => set_tx_value(slot, &v),
-                        None => st.tx_insert(&key, &v),
+                        Some(slot) => *slot = v,
+                        None => st.tx_insert_shared(&key, v),
                     }
                 }
             },

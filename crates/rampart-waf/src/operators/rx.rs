@@ -101,6 +101,16 @@ pub(crate) fn build(pattern: &str) -> Result<Regex, CompileError> {
         .map_err(|e| CompileError::new(format!("bad regex: {e}")))
 }
 
+/// How [`build`] reads a pattern in the regex crate's syntax ([`rust_pattern`]), for the
+/// places that look at its syntax tree (ModSecurity v3's flags, bytes, Unicode off).
+pub(crate) fn syntax_config() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .multi_line(true)
+}
+
 /// Whether `pattern` (as [`build`] compiles it) matches every value, the leftmost-first match
 /// being the whole value, as `^.*$` does: start-of-line assertions (true at the start), a
 /// greedy `.*` (every byte: `.` matches a newline), then only parts that match the empty string
@@ -131,13 +141,8 @@ fn matches_whole_value(pattern: &str) -> bool {
                 && matches!(r.sub.kind(), HirKind::Class(Class::Bytes(c))
                     if c.ranges() == [ClassBytesRange::new(0, 255)]))
     };
-    let Ok(hir) = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .multi_line(true)
-        .build()
-        .parse(&rust_pattern(pattern))
+    let Ok(hir) =
+        regex_automata::util::syntax::parse_with(&rust_pattern(pattern), &syntax_config())
     else {
         return false;
     };
