@@ -19,9 +19,8 @@
 //! in none cannot match its own values (a subset of the union, transformed by the same chain):
 //! it is skipped without reading its targets. A rule that was found is evaluated as usual, so
 //! what a rule reports never depends on the prefilter. A `multiMatch` rule (checked on a value
-//! and again after every transformation that changes it) joins a group only when its chain
-//! names the bytes it reacts to: it is scanned on the values themselves, and counts as found
-//! on any value its chain could change. A pattern found in any value (`^.*$`: it matches
+//! and again after every transformation that changes it) is scanned on the values themselves
+//! and on each of those transformations' outputs, which its own haystack joins. A pattern found in any value (`^.*$`: it matches
 //! every probe in [`PROBES`]) would only make each scan slower and report its rule
 //! everywhere: such a rule is evaluated as it is.
 //!
@@ -72,12 +71,11 @@ pub(crate) struct Prefilter {
     /// (every pattern is caseless, or phrases): for each of `chains`, [`touch`] beyond case.
     /// A value without those features needs no run of the chain: the value itself serves.
     pub chain_touch_beyond_case: Option<Vec<Option<u32>>>,
-    /// The `multiMatch` members (bit) and the features a value needs for their own chain to
-    /// possibly change it. Such a member is scanned on the value itself: a value its chain
-    /// would leave as it is gets checked once, as it is, so a member found in no such value
-    /// and facing no other value cannot match; a value with those features makes the member
-    /// count as found (it is then evaluated as usual).
-    pub multi: Vec<(u64, u32)>,
+    /// The `multiMatch` members: bit, the features a value needs for the member's chain to
+    /// possibly change it (`None`: it changes every value), and the chain. Such a member checks
+    /// a value as it is (it is in the empty chain's `chains` entry) and after each step of its
+    /// chain that changes it: those outputs are scanned for it alone.
+    pub multi: Vec<(u64, Option<u32>, Vec<(usize, Transform)>)>,
 }
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
@@ -114,16 +112,6 @@ impl Prefilter {
                 .chain_touch_beyond_case
                 .as_ref()
                 .is_none_or(|b| b[c].is_none_or(|t| t & have != 0))
-    }
-
-    /// The `multiMatch` members whose chain could change a value with features `have`: they
-    /// count as found (see [`Self::multi`]).
-    #[inline]
-    pub(crate) fn multi_found(&self, have: u32) -> u64 {
-        self.multi
-            .iter()
-            .filter(|&&(_, t)| t & have != 0)
-            .fold(0, |m, &(bit, _)| m | bit)
     }
 
     /// Which members' patterns occur in `hay`, values joined by line breaks whose ends (the
@@ -205,13 +193,14 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
         for members in groups[&key].chunks(MAX_GROUP) {
             let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
             let mut chain_members: Vec<u64> = Vec::new();
-            let mut multi: Vec<(u64, u32)> = Vec::new();
+            let mut multi: Vec<(u64, Option<u32>, Vec<(usize, Transform)>)> = Vec::new();
             for (slot, &i) in members.iter().enumerate() {
                 let r = &rules[i];
                 // a `multiMatch` member is scanned on the value itself (the empty chain, id 0)
+                // and on what each step of its chain makes of it
                 let (id, chain) = if r.multi_match {
-                    let t = touch(&r.transforms, false).unwrap_or(u32::MAX);
-                    multi.push((1 << slot, t));
+                    let t = touch(&r.transforms, false);
+                    multi.push((1 << slot, t, r.transforms.clone()));
                     (0, Vec::new())
                 } else {
                     (r.tchain, r.transforms.clone())
@@ -446,12 +435,6 @@ fn eligible(r: &Rule) -> Option<Kind<'_>> {
     if op.negated || r.targets.is_empty() {
         return None;
     }
-    // a `multiMatch` rule checks a value after each transformation that changes it: it can be
-    // answered only for the values its chain leaves as they are (see `Prefilter::multi`), and
-    // a chain that may change any value leaves none
-    if r.multi_match && touch(&r.transforms, false).is_none() {
-        return None;
-    }
     if !r
         .targets
         .iter()
@@ -597,26 +580,36 @@ SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerca
     const MULTI_RULES: &str = r#"
 SecRule ARGS "@rx \.\./" "id:31,phase:1,pass,log,t:none,t:urlDecodeUni,multiMatch"
 SecRule ARGS "@rx ^abc$" "id:32,phase:1,pass,log,t:none"
-SecRule ARGS "@rx xyz" "id:33,phase:1,pass,log,t:none,t:length,multiMatch"
+SecRule ARGS "@rx xyz|^1$" "id:33,phase:1,pass,log,t:none,t:length,multiMatch"
 SecRule ARGS "@rx ^x%2e$" "id:34,phase:1,pass,log,t:none,t:urlDecodeUni,multiMatch"
+SecRule ARGS "@rx \.\./X" "id:35,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowercase,multiMatch"
 "#;
 
-    /// A `multiMatch` rule joins a group when its chain names what it rewrites: found on the
-    /// value itself, or counted as found on a value its chain could change; one whose chain
-    /// changes every value (`length`) stays out.
+    /// A `multiMatch` rule is found on a value as it is and on what each step of its chain
+    /// that changes it makes of it, whether that is the chain's last output or not, and
+    /// whether the group scans one value or several joined.
     #[test]
-    fn multi_match_rules_are_answered_for_values_their_chain_leaves_alone() {
+    fn multi_match_rules_are_found_on_every_step_of_their_chain() {
         let e = engine(MULTI_RULES);
         assert_eq!(e.prefilters.len(), 1);
-        assert_eq!(e.prefilters[0].members(), 3);
-        assert_eq!(grouped(&e), [31, 32, 34]);
-        assert_eq!(matched(&e, "/?q=a/../b", &[]), [31]);
-        // `..%2F` is `../` only once decoded: the value has a `%`, so 31 is evaluated
-        assert_eq!(matched(&e, "/?q=..%252F", &[]), [31]);
-        // 34 matches the value before its chain decodes it
-        assert_eq!(matched(&e, "/?q=x%252e", &[]), [34]);
-        assert_eq!(matched(&e, "/?q=abc", &[]), [32]);
-        assert_eq!(matched(&e, "/?q=a/./b", &[]), Vec::<u32>::new());
+        assert_eq!(e.prefilters[0].members(), 5);
+        assert_eq!(grouped(&e), [31, 32, 33, 34, 35]);
+        for first in ["", "a=bc&"] {
+            let m = |q: &str| matched(&e, &format!("/?{first}q={q}"), &[]);
+            assert_eq!(m("a/../b"), [31]);
+            // `..%2F` is `../` only once decoded
+            assert_eq!(m("..%252F"), [31]);
+            // 34 matches the value before its chain decodes it
+            assert_eq!(m("x%252e"), [34]);
+            assert_eq!(m("abc"), [32]);
+            assert_eq!(m("a/./b"), Vec::<u32>::new());
+            // 35 matches only between its two steps: decoded, not yet lowercased
+            assert_eq!(m("..%252FX"), [31, 35]);
+            assert_eq!(m("..%252Fx"), [31]);
+            // 33 matches the value, or its length (a chain that changes every value)
+            assert_eq!(m("xyz"), [33]);
+            assert_eq!(m("q"), [33]);
+        }
     }
 
     /// A pattern found in any value would be reported by every scan: its rule stays out.

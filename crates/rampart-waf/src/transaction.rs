@@ -944,27 +944,16 @@ impl<'e> Transaction<'e> {
                     None => Cow::Borrowed(value),
                 }
             } else {
-                let mut cur: Cow<[u8]> = Cow::Borrowed(value);
+                // checked as it is and after each transformation that changes it
                 if !r.transforms.is_empty() {
-                    hit |= check(&cur, &mut caps);
+                    hit |= check(value, &mut caps);
                 }
-                let mut have = transforms::features(&cur);
-                for &(i, f) in &r.transforms {
-                    if transforms::skips(i, have) {
-                        continue;
-                    }
-                    let next = match f(&cur) {
-                        Cow::Owned(o) => Some(o),
-                        Cow::Borrowed(b) if b.len() != cur.len() => Some(b.to_vec()),
-                        Cow::Borrowed(_) => None,
-                    };
-                    if let Some(o) = next {
-                        have = transforms::features(&o);
-                        cur = Cow::Owned(o);
-                        hit |= check(&cur, &mut caps);
-                    }
+                let have = transforms::features(value);
+                match apply_chain_steps(value, have, &r.transforms, |o| hit |= check(o, &mut caps))
+                {
+                    Some(o) => Cow::Owned(o),
+                    None => Cow::Borrowed(value),
                 }
-                cur
             };
             if !r.multi_match || r.transforms.is_empty() {
                 hit = check(&cur, &mut caps);
@@ -1081,7 +1070,11 @@ fn scan_each(
     // chain. What a chain makes of a value is kept for the other groups and the rules.
     for v in vals {
         let (value, cacheable, have) = tcache.value_features(v);
-        hits |= pf.multi_found(have);
+        for (bit, touch, chain) in &pf.multi {
+            if bit & !hits != 0 && touch.is_none_or(|t| t & have != 0) {
+                apply_chain_steps(value, have, chain, |o| hits |= pf.find(o, found) & bit);
+            }
+        }
         if cacheable {
             for (c, (id, chain)) in pf.chains.iter().enumerate() {
                 if pf.rewrites(c, have) {
@@ -1124,6 +1117,8 @@ fn scan_each(
 pub(crate) struct Joined {
     raw: (Vec<u8>, Vec<usize>),
     own: Vec<(Vec<u8>, Vec<usize>)>,
+    /// For each `multiMatch` member, what the steps of its chain make of the values.
+    multi: Vec<(Vec<u8>, Vec<usize>)>,
 }
 
 /// [`Transaction::prefilter_scan`] on values joined by line breaks (what the patterns of a
@@ -1139,15 +1134,24 @@ fn scan_joined(
     joined: &mut Joined,
 ) -> u64 {
     let mut hits = 0u64;
-    let Joined { raw, own } = joined;
+    let Joined { raw, own, multi } = joined;
     raw.0.clear();
     raw.1.clear();
     own.resize_with(pf.chains.len(), Default::default);
+    multi.resize_with(pf.multi.len(), Default::default);
+    for (hay, ends) in &mut multi[..pf.multi.len()] {
+        hay.clear();
+        ends.clear();
+    }
     // which chains have their own haystack so far (a chain that changed some value)
     let mut changed = 0u64;
     for v in vals {
         let (value, cacheable, have) = tcache.value_features(v);
-        hits |= pf.multi_found(have);
+        for ((_, touch, chain), hay) in pf.multi.iter().zip(multi.iter_mut()) {
+            if touch.is_none_or(|t| t & have != 0) {
+                apply_chain_steps(value, have, chain, |o| push_value(hay, o));
+            }
+        }
         for (c, (id, chain)) in pf.chains.iter().enumerate() {
             // (the common case first, on its own: folding it into the match below costs
             // 1.6 % more instructions on a JSON POST)
@@ -1186,6 +1190,13 @@ fn scan_joined(
             .take(pf.chains.len())
             .filter(|(c, _)| changed & (1 << c) != 0)
             .map(|(c, hay)| (pf.chain_members[c], hay)),
+    );
+    let haystacks = haystacks.chain(
+        pf.multi
+            .iter()
+            .zip(multi.iter())
+            .filter(|(_, (hay, _))| !hay.is_empty())
+            .map(|((bit, _, _), hay)| (*bit, hay)),
     );
     for (members, (hay, ends)) in haystacks {
         if members & !hits != 0 {
@@ -1563,8 +1574,20 @@ fn apply_chain(v: &[u8], chain: &[(usize, crate::transforms::Transform)]) -> Opt
 /// [`apply_chain`] for a value whose [`transforms::features`] are `have`.
 fn apply_chain_from(
     v: &[u8],
+    have: u32,
+    chain: &[(usize, crate::transforms::Transform)],
+) -> Option<Vec<u8>> {
+    apply_chain_steps(v, have, chain, |_| {})
+}
+
+/// [`apply_chain_from`], calling `each` with what every step that changes the value makes of
+/// it, in order: the values a `multiMatch` rule checks besides the value itself.
+#[inline]
+fn apply_chain_steps(
+    v: &[u8],
     mut have: u32,
     chain: &[(usize, crate::transforms::Transform)],
+    mut each: impl FnMut(&[u8]),
 ) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
     // most values hold nothing most transformations rewrite: the value's byte classes decide
@@ -1581,6 +1604,7 @@ fn apply_chain_from(
         };
         if let Some(n) = next {
             have = transforms::features(&n);
+            each(&n);
             cur = Some(n);
         }
     }
