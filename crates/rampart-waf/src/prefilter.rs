@@ -115,14 +115,32 @@ impl Prefilter {
     }
 
     /// Which members' patterns occur in `hay`, values joined by line breaks whose ends (the
-    /// offsets of those line breaks) are `ends`; a match across values may count too.
+    /// offsets of those line breaks) are `ends`, leaving out for value `i` the members in
+    /// `not_for[i]` (when `not_for` is not empty); a match across values may count too.
     ///
     /// Which patterns a long haystack holds costs an overlapping search to its end, so a set
     /// searches the haystack for the first end of any match, asks which patterns occur in the
     /// value it ends in, and goes on after that value: every value before it holds none.
-    pub(crate) fn find_joined(&self, hay: &[u8], ends: &[usize], found: &mut PatternSet) -> u64 {
-        let Matcher::Regex(set) = &self.matcher else {
-            return self.find(hay, found);
+    pub(crate) fn find_joined(
+        &self,
+        hay: &[u8],
+        ends: &[usize],
+        not_for: &[u64],
+        found: &mut PatternSet,
+    ) -> u64 {
+        let set = match &self.matcher {
+            Matcher::Regex(set) => set,
+            Matcher::Phrases { ac, members_of } if !not_for.is_empty() => {
+                // (a phrase is found in the value its occurrence ends in)
+                let mut seen = 0u64;
+                for m in ac.find_overlapping_iter(hay) {
+                    let i = ends.partition_point(|&e| e < m.end());
+                    let skip = not_for.get(i).copied().unwrap_or(0);
+                    seen |= members_of[m.pattern().as_usize()] & !skip;
+                }
+                return seen;
+            }
+            Matcher::Phrases { .. } => return self.find(hay, found),
         };
         let set = set.get();
         let all = self.all_members();
@@ -137,7 +155,7 @@ impl Prefilter {
                 break;
             };
             let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
-            seen |= self.find(&hay[start..end], found);
+            seen |= self.find(&hay[start..end], found) & !not_for.get(i).copied().unwrap_or(0);
             (at, first) = (end + 1, i + 1);
         }
         seen
@@ -575,6 +593,56 @@ SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerca
         // (`%2542` is `%42` once the query is parsed, then `B`)
         assert_eq!(matched(&e, "/?q=A%2542c", &[]), [24]);
         assert_eq!(matched(&e, "/?q=ab", &[]), Vec::<u32>::new());
+    }
+
+    /// The rules their group found in some value (the others were skipped).
+    fn found(e: &WafEngine, uri: &str) -> Vec<u32> {
+        let mut tx = e.transaction(ConnInfo::default());
+        tx.process_request_headers("GET", uri, "HTTP/1.1", &[]);
+        tx.process_request_body();
+        let hits = tx.prefilter_found();
+        e.rules
+            .iter()
+            .filter(|r| {
+                r.prefilter.is_some_and(|(g, slot)| {
+                    hits.iter()
+                        .any(|&(h, bits)| h == g as usize && bits & (1 << slot) != 0)
+                })
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// A value as it is answers only for the members whose chain leaves it so; what a chain
+    /// changes is scanned for that chain's members.
+    #[test]
+    fn a_member_is_found_only_in_what_its_own_chain_makes_of_a_value() {
+        let e = engine(
+            r#"
+SecRule ARGS "@rx ABC" "id:61,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@rx abc" "id:62,phase:1,pass,log,t:none"
+SecRule ARGS "@rx ^x$" "id:63,phase:1,pass,log,t:none,t:lowercase"
+"#,
+        );
+        assert_eq!(grouped(&e), [61, 62, 63]);
+        for uri in ["/?a=ABC&b=X", "/?b=X&a=ABC", "/?a=ABC&b=X&c=d"] {
+            assert_eq!(found(&e, uri), [63], "{uri}");
+            assert_eq!(matched(&e, uri, &[]), [63], "{uri}");
+        }
+        assert_eq!(found(&e, "/?a=abc&b=x"), [62, 63]);
+        assert_eq!(found(&e, "/?a=ABC"), Vec::<u32>::new());
+        // phrases too
+        let e = engine(
+            r#"
+SecRule ARGS "@pm x%79" "id:71,phase:1,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS "@pm x%79 qq" "id:72,phase:1,pass,log,t:none"
+SecRule ARGS "@pm xy" "id:73,phase:1,pass,log,t:none,t:urlDecodeUni"
+"#,
+        );
+        assert_eq!(grouped(&e), [71, 72, 73]);
+        assert_eq!(found(&e, "/?a=x%2579&b=q"), [72, 73]);
+        assert_eq!(found(&e, "/?b=qq&a=x%2579"), [72, 73]);
+        assert_eq!(found(&e, "/?b=x%2579&a=x%252579"), [71, 72, 73]);
     }
 
     const MULTI_RULES: &str = r#"
