@@ -1,9 +1,10 @@
 #![no_main]
 //! A request through a rule set that reads every body processor's output: the content type
 //! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
-//! The rule set holds prefilter groups (anchored patterns and phrases across chains) and a
-//! preamble (setup rules that read only TX, around body-processor rules): the rules that match
-//! must be the same with and without the prefilter and the preamble.
+//! The rule set holds prefilter groups (anchored patterns and phrases across chains, with
+//! `multiMatch` members) and a preamble (setup rules that read only TX, around body-processor
+//! rules): the rules that match must be the same with and without the prefilter and the
+//! preamble.
 use std::sync::OnceLock;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -28,6 +29,9 @@ SecRule ARGS "@rx \Ag" "id:9,phase:2,pass,log,t:none"
 SecRule ARGS "@rx h$" "id:12,phase:2,pass,log,t:none,t:lowercase"
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ab cd" "id:10,phase:2,pass,log,t:none,t:urlDecodeUni"
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ef" "id:11,phase:2,pass,log,t:none,t:lowercase"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx \.\./|^x%2e|Q$" "id:13,phase:2,pass,log,t:none,t:urlDecodeUni,t:lowercase,multiMatch"
+SecRule ARGS|REQUEST_HEADERS "@pm %41b XY" "id:14,phase:2,pass,log,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch"
+SecRule ARGS|REQUEST_HEADERS "@pm ij" "id:15,phase:2,pass,log,t:none,t:removeWhitespace"
 "#;
 
 /// The engine with the prefilter and the preamble (`[0]`) and without either (`[1]`).
