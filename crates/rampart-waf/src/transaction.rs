@@ -160,8 +160,6 @@ pub struct Transaction<'e> {
     prefilter_hits: Vec<Option<u64>>,
     /// The regex sets' scratch result (sized for the largest group).
     prefilter_found: Option<PatternSet>,
-    /// Scratch haystacks of joined prefilter scans.
-    prefilter_joined: Joined,
     /// The phase-1 plan index rule evaluation starts at: past the engine's preamble when the
     /// transaction starts from the state it leaves (see [`crate::preamble`]).
     phase1_start: usize,
@@ -222,7 +220,6 @@ impl WafEngine {
             hit_bufs: Vec::new(),
             prefilter_hits: vec![None; self.prefilters.len()],
             prefilter_found: None,
-            prefilter_joined: Default::default(),
             phase1_start,
         }
     }
@@ -1036,7 +1033,6 @@ impl<'e> Transaction<'e> {
             st,
             tcache,
             prefilter_found,
-            prefilter_joined,
             ..
         } = self;
         let pf = &engine.prefilters[group];
@@ -1047,11 +1043,18 @@ impl<'e> Transaction<'e> {
         let found =
             prefilter_found.get_or_insert_with(|| PatternSet::new(crate::prefilter::MAX_GROUP));
         if vals.len() > 1 && vals.iter().map(|v| v.value.len() + 1).sum::<usize>() <= JOINED_MAX {
-            scan_joined(pf, &vals, tcache, found, prefilter_joined)
+            JOINED.with_borrow_mut(|joined| scan_joined(pf, &vals, tcache, found, joined))
         } else {
             scan_each(pf, &vals, tcache, found, 0)
         }
     }
+}
+
+thread_local! {
+    /// Scratch haystacks of joined prefilter scans, kept by each thread from one transaction
+    /// to the next (they grow to the size of the values scanned, at most [`JOINED_MAX`] for
+    /// the raw values and about as much for each chain).
+    static JOINED: std::cell::RefCell<Joined> = std::cell::RefCell::default();
 }
 
 /// Values of at most this many bytes in all are scanned joined (each chain that changes some
@@ -1403,7 +1406,7 @@ type Fx = BuildHasherDefault<FxHasher>;
 type Output<'a> = (Option<Cow<'a, [u8]>>, u64);
 
 /// Shorter values have their features computed each time.
-const FEATURES_CACHED_FROM: usize = 48;
+const FEATURES_CACHED_FROM: usize = 16;
 
 impl Default for TransformCache {
     fn default() -> Self {
