@@ -25,7 +25,9 @@
 //! everywhere: such a rule is evaluated as it is.
 //!
 //! A group scans its values (up to 16 KB of them) joined by line breaks: one haystack of the
-//! values as they are, and one per chain that changed some of them. A pattern's assertions
+//! values as they are, where a pattern found in a value counts for the members whose chain
+//! leaves that value as it is, and one per chain of the outputs it changed (no copy of the
+//! values it leaves alone, and no second scan of them). A pattern's assertions
 //! of the start or end of the value are compiled in the set as those of a line (`\A` as
 //! `^`, `\z` as `$` in multi-line mode, see [`relax`]), so that a member found in one value
 //! is found in the joined haystack; `^`, `$` and word boundaries already mean the same there
