@@ -4,8 +4,8 @@
 //! A rule qualifies when its operator is a non-negated `@rx`, `@pm` or `@pmFromFile` and every
 //! target reads request or response data (values that do not change
 //! during a phase, see [`variables::is_stable`]). Such rules are grouped by phase, operator kind
-//! and the values they read (up to [`MAX_GROUP`] rules a group, whatever their transformation
-//! chains); a group compiles its members' patterns into one multi-pattern regex, or their
+//! and the values they read, those that read every request header by that alone (see
+//! [`group_key`]; up to [`MAX_GROUP`] rules a group, whatever their transformation chains); a group compiles its members' patterns into one multi-pattern regex, or their
 //! phrases into one Aho-Corasick automaton, and reads its targets without exclusions. On the
 //! first rule of a group a transaction evaluates, every value of that union goes through each
 //! of the members' chains; each distinct output is scanned once (benign values mostly come out
@@ -50,7 +50,7 @@ use crate::per_thread::PerThread;
 use crate::rule::Rule;
 use crate::state::TxData;
 use crate::transforms::Transform;
-use crate::variables::{self, Target};
+use crate::variables::{self, Selector, Target, Var};
 
 /// One group: rules of one phase that read the same values, whatever their transformation
 /// chains.
@@ -200,7 +200,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
     let mut order = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         if let Some(kind) = eligible(r) {
-            let key = (r.phase, matches!(kind, Kind::Rx(_)), signature(&r.targets));
+            let key = (r.phase, matches!(kind, Kind::Rx(_)), group_key(&r.targets));
             let members = groups.entry(key.clone()).or_default();
             if members.is_empty() {
                 order.push(key);
@@ -433,8 +433,23 @@ fn every_leaf(pattern: &str, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
     syntax::parse_with(pattern, &rx::syntax_config()).is_ok_and(|h| walk(&h, leaf))
 }
 
-/// Which values a target list reads (exclusions aside): rules that read the same values share
-/// a group, so no set scans values most of its rules never read.
+/// Which group a rule with these targets joins (with its phase and operator kind): rules that
+/// read the same values share a group, so no set scans values most of its rules never read;
+/// and rules that read every request header share one whatever else they read. The headers
+/// are most of an ordinary request's bytes: each group that reads them would scan them again,
+/// while a group of such rules adds to each member's values only the (usually few) others its
+/// members read. (A member found in a value it does not read is evaluated as usual.)
+fn group_key(targets: &[Target]) -> String {
+    let all_headers = targets
+        .iter()
+        .any(|t| t.var == Var::RequestHeaders && matches!(t.sel, Selector::All));
+    if all_headers {
+        return "REQUEST_HEADERS".into();
+    }
+    signature(targets)
+}
+
+/// Which values a target list reads (exclusions aside).
 fn signature(targets: &[Target]) -> String {
     let mut parts: Vec<String> = targets
         .iter()
@@ -645,6 +660,36 @@ SecRule ARGS "@pm xy" "id:73,phase:1,pass,log,t:none,t:urlDecodeUni"
         assert_eq!(found(&e, "/?a=x%2579&b=q"), [72, 73]);
         assert_eq!(found(&e, "/?b=qq&a=x%2579"), [72, 73]);
         assert_eq!(found(&e, "/?b=x%2579&a=x%252579"), [71, 72, 73]);
+    }
+
+    /// Rules that read every request header share a group whatever else they read; one found
+    /// in a value it does not read is evaluated, and does not match.
+    #[test]
+    fn rules_reading_every_header_share_a_group() {
+        let e = engine(
+            r#"
+SecRule REQUEST_HEADERS|ARGS "@rx evil" "id:81,phase:1,pass,log,t:none"
+SecRule REQUEST_HEADERS|REQUEST_COOKIES "@rx bad" "id:82,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@rx bad" "id:83,phase:1,pass,log,t:none"
+SecRule REQUEST_HEADERS:User-Agent "@rx bad" "id:84,phase:1,pass,log,t:none"
+"#,
+        );
+        let group_of = |id: u32| {
+            e.rules
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .prefilter
+                .unwrap()
+                .0
+        };
+        assert_eq!(group_of(81), group_of(82));
+        assert_ne!(group_of(81), group_of(83));
+        assert_ne!(group_of(81), group_of(84));
+        let h: &[(&[u8], &[u8])] = &[(b"X-Note", b"evil"), (b"User-Agent", b"ok")];
+        assert_eq!(matched(&e, "/?a=bad", h), [81, 83]);
+        let h: &[(&[u8], &[u8])] = &[(b"X-Note", b"BAD"), (b"Cookie", b"c=ok")];
+        assert_eq!(matched(&e, "/?a=b", h), [82]);
     }
 
     const MULTI_RULES: &str = r#"
