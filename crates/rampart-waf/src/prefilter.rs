@@ -5,8 +5,9 @@
 //! target reads request or response data (values that do not change
 //! during a phase, see [`variables::is_stable`]). Such rules are grouped by phase, operator kind
 //! and the values they read, those that read every request header by that alone (see
-//! [`group_key`]; up to [`MAX_GROUP`] rules a group, whatever their transformation chains); a group compiles its members' patterns into one multi-pattern regex, or their
-//! phrases into one Aho-Corasick automaton, and reads its targets without exclusions. On the
+//! [`group_key`]; up to [`MAX_GROUP`] rules a group, whatever their transformation chains);
+//! a group compiles its members' patterns into one multi-pattern regex, or their phrases into
+//! one Aho-Corasick automaton, and reads its targets without exclusions. On the
 //! first rule of a group a transaction evaluates, every value of that union goes through each
 //! of the members' chains; each distinct output is scanned once (benign values mostly come out
 //! of every chain unchanged, so one scan serves them all; where every pattern ignores case, as
@@ -20,15 +21,15 @@
 //! it is skipped without reading its targets. A rule that was found is evaluated as usual, so
 //! what a rule reports never depends on the prefilter. A `multiMatch` rule (checked on a value
 //! and again after every transformation that changes it) is scanned on the values themselves
-//! and on each of those transformations' outputs, which its own haystack joins. A pattern found in any value (`^.*$`: it matches
-//! every probe in [`PROBES`]) would only make each scan slower and report its rule
-//! everywhere: such a rule is evaluated as it is.
+//! and on each of those transformations' outputs, which its own haystack joins. A pattern
+//! found in any value (`^.*$`: it matches every probe in [`PROBES`]) would only make each scan
+//! slower and report its rule everywhere: such a rule is evaluated as it is.
 //!
 //! A group scans its values (up to 16 KB of them) joined by line breaks: one haystack of the
 //! values as they are, where a pattern found in a value counts for the members whose chain
 //! leaves that value as it is, and one per chain of the outputs it changed (no copy of the
-//! values it leaves alone, and no second scan of them). A pattern's assertions
-//! of the start or end of the value are compiled in the set as those of a line (`\A` as
+//! values it leaves alone, and no second scan of them). A pattern's assertions of the start
+//! or end of the value are compiled in the set as those of a line (`\A` as
 //! `^`, `\z` as `$` in multi-line mode, see [`relax`]), so that a member found in one value
 //! is found in the joined haystack; `^`, `$` and word boundaries already mean the same there
 //! (a line break is not a word byte). A match across two values, or one the weaker
@@ -52,8 +53,8 @@ use crate::state::TxData;
 use crate::transforms::Transform;
 use crate::variables::{self, Selector, Target, Var};
 
-/// One group: rules of one phase that read the same values, whatever their transformation
-/// chains.
+/// One group: rules of one phase that read the same values (or every request header),
+/// whatever their transformation chains.
 #[derive(Debug)]
 pub(crate) struct Prefilter {
     /// The members' distinct transformation chains: cache id ([`Rule::tchain`]) and functions.

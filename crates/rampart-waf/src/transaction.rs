@@ -1001,8 +1001,6 @@ impl<'e> Transaction<'e> {
         1
     }
 
-    /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
-    /// (the set runs over them on the group's first use in the transaction).
     /// The members (one bit each) each prefilter group found, for the groups scanned so far.
     #[cfg(test)]
     pub(crate) fn prefilter_found(&self) -> Vec<(usize, u64)> {
@@ -1011,6 +1009,8 @@ impl<'e> Transaction<'e> {
             .collect()
     }
 
+    /// Whether pattern `slot` of prefilter `group` matched any value of the group's targets
+    /// (the set runs over them on the group's first use in the transaction).
     fn prefilter_hit(&mut self, group: usize, slot: usize) -> bool {
         let hits = match self.prefilter_hits[group] {
             Some(hits) => hits,
@@ -1057,8 +1057,8 @@ thread_local! {
     static JOINED: std::cell::RefCell<Joined> = std::cell::RefCell::default();
 }
 
-/// Values of at most this many bytes in all are scanned joined (each chain that changes some
-/// of them has its own copy while the group is scanned): joining saves a scan's fixed cost
+/// Values of at most this many bytes in all are scanned joined (with what each chain changes
+/// of them in a haystack of its own while the group is scanned): joining saves a scan's fixed cost
 /// per value, which matters for many short values, not for long ones.
 const JOINED_MAX: usize = 16 * 1024;
 
