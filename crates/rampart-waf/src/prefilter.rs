@@ -133,7 +133,7 @@ impl Prefilter {
     ) -> u64 {
         let set = match &self.matcher {
             Matcher::Regex(set) => set,
-            Matcher::Phrases { ac, members_of } if !not_for.is_empty() => {
+            Matcher::Phrases { ac, members_of } => {
                 // (a phrase is found in the value its occurrence ends in)
                 let mut seen = 0u64;
                 for m in ac.find_overlapping_iter(hay) {
@@ -143,7 +143,6 @@ impl Prefilter {
                 }
                 return seen;
             }
-            Matcher::Phrases { .. } => return self.find(hay, found),
         };
         let set = set.get();
         let all = self.all_members();
