@@ -123,6 +123,9 @@ pub(crate) struct PlanRule {
     /// The rule's prefilter place ([`Rule::prefilter`]), copied here so that a transaction
     /// passes a rule the prefilter rules out without reading the rule itself.
     pub prefilter: Option<(u32, u32)>,
+    /// For a rule whose outcome the preamble's state settles ([`crate::preamble`]): its
+    /// index in `WafEngine::settled`.
+    pub settled: Option<u32>,
 }
 
 /// A compiled rule set: shared by all transactions (`Send + Sync`, wrap it in an `Arc`).
@@ -143,6 +146,9 @@ pub struct WafEngine {
     pub(crate) prefilters: Vec<crate::prefilter::Prefilter>,
     /// What the first rules of phase 1 leave behind, see [`crate::preamble`].
     pub(crate) preamble: Option<crate::preamble::Preamble>,
+    /// The outcomes of the rules the preamble's state settles: `None` when the rule does not
+    /// match, else the `MATCHED_VAR*` its match leaves.
+    pub(crate) settled: Vec<Option<crate::preamble::Matched>>,
 }
 
 enum Deferred {
@@ -773,6 +779,7 @@ impl Loader {
                         index: rules.len(),
                         skip_to: None,
                         prefilter: None,
+                        settled: None,
                     }));
                     marker_names[p].push(None);
                     rules.push(*r);
@@ -824,9 +831,11 @@ impl Loader {
             tag_ids,
             prefilters,
             preamble: None,
+            settled: Vec::new(),
         };
         if !opts.without_preamble {
             engine.preamble = engine.run_preamble();
+            engine.settle();
         }
         Ok(engine)
     }

@@ -54,13 +54,20 @@ impl Macro {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
 
-    /// Expands against the transaction.
     /// The text, when it holds no variable reference.
     pub(crate) fn literal(&self) -> Option<&[u8]> {
         match self.parts.as_slice() {
             [] => Some(b""),
             [Part::Lit(l)] => Some(l),
             _ => None,
+        }
+    }
+
+    /// The text before the first variable reference: what every expansion starts with.
+    pub(crate) fn literal_prefix(&self) -> &[u8] {
+        match self.parts.first() {
+            Some(Part::Lit(l)) => l,
+            _ => b"",
         }
     }
 
@@ -72,6 +79,7 @@ impl Macro {
         })
     }
 
+    /// Expands against the transaction.
     pub(crate) fn expand<'a>(&'a self, st: &'a TxData) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(b""),

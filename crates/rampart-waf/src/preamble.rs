@@ -27,11 +27,25 @@
 //! the preamble ran (by id, tag or message; for a target removal, a `TX` target) runs the
 //! whole phase; other exclusions leave it be (the rules stepped over run at their place and
 //! see them as usual).
+//!
+//! Past the preamble, a rule may still read nothing but settings: CRS starts each file, in
+//! each phase, with paranoia-level checks (`TX:DETECTION_PARANOIA_LEVEL "@lt 2"`, then
+//! `skipAfter` the file's end), some 200 rules of which a request meets about a hundred. When
+//! every `TX` variable such a rule reads is one no rule a transaction runs can write (no
+//! `setvar` names it, literally or by a key whose text before its first macro starts it; not
+//! `TX:0`-`TX:9`, which `capture` writes; pinned values are never written), it sees the
+//! preamble's value wherever it runs, so its outcome is *settled*: the engine evaluates it
+//! once when built and a transaction that starts from the preamble takes the outcome (the
+//! jump and the `MATCHED_VAR*` of a match) instead of evaluating it. This holds for rules
+//! whose links each read `TX:name` targets alone, with no exclusion, an operator without
+//! macro, no `setvar` and no `capture`, and whose match is quiet (above). A removal of a rule
+//! at run time passes it by as usual; a `TX` target removed at run time (from any rule)
+//! makes the transaction evaluate them all.
 use crate::WafEngine;
 use crate::actions::ctl::Ctl;
 use crate::rule::{Action, Rule};
 use crate::state::{Kv, TxData, TxMap};
-use crate::variables::Var;
+use crate::variables::{Selector, Var};
 
 /// What rules leave in a transaction's `TX` and `MATCHED_VAR*`: the part of its state the
 /// preamble hands on, and what it keeps to undo a rule that must not stay in it.
@@ -39,9 +53,41 @@ use crate::variables::Var;
 pub(crate) struct TxSnapshot {
     tx: TxMap,
     tx_digits: u16,
-    matched_var: Vec<u8>,
-    matched_var_name: Vec<u8>,
-    matched_vars: Vec<Kv>,
+    matched: Matched,
+}
+
+/// `MATCHED_VAR`, `MATCHED_VAR_NAME` and `MATCHED_VARS` as a match leaves them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Matched {
+    var: Vec<u8>,
+    var_name: Vec<u8>,
+    vars: Vec<Kv>,
+}
+
+impl Matched {
+    /// A copy of `st`'s `MATCHED_VAR*`.
+    pub(crate) fn of(st: &TxData) -> Self {
+        Matched {
+            var: st.matched_var.clone(),
+            var_name: st.matched_var_name.clone(),
+            vars: st.matched_vars[..st.matched_vars_len].to_vec(),
+        }
+    }
+
+    /// Puts them into `st`.
+    pub(crate) fn apply(&self, st: &mut TxData) {
+        st.matched_var.clone_from(&self.var);
+        st.matched_var_name.clone_from(&self.var_name);
+        let n = self.vars.len();
+        if st.matched_vars.len() < n {
+            st.matched_vars.resize_with(n, Default::default);
+        }
+        for ((name, value), (n2, v2)) in st.matched_vars.iter_mut().zip(&self.vars) {
+            name.clone_from(n2);
+            value.clone_from(v2);
+        }
+        st.matched_vars_len = n;
+    }
 }
 
 impl TxSnapshot {
@@ -50,9 +96,7 @@ impl TxSnapshot {
         TxSnapshot {
             tx: st.tx.clone(),
             tx_digits: st.tx_digits,
-            matched_var: st.matched_var.clone(),
-            matched_var_name: st.matched_var_name.clone(),
-            matched_vars: st.matched_vars[..st.matched_vars_len].to_vec(),
+            matched: Matched::of(st),
         }
     }
 
@@ -62,9 +106,11 @@ impl TxSnapshot {
         TxSnapshot {
             tx: std::mem::take(&mut st.tx),
             tx_digits: st.tx_digits,
-            matched_var: std::mem::take(&mut st.matched_var),
-            matched_var_name: std::mem::take(&mut st.matched_var_name),
-            matched_vars: std::mem::take(&mut st.matched_vars),
+            matched: Matched {
+                var: std::mem::take(&mut st.matched_var),
+                var_name: std::mem::take(&mut st.matched_var_name),
+                vars: std::mem::take(&mut st.matched_vars),
+            },
         }
     }
 
@@ -77,10 +123,7 @@ impl TxSnapshot {
 
     /// Sets `MATCHED_VAR`, `MATCHED_VAR_NAME` and `MATCHED_VARS` alone.
     pub(crate) fn apply_matched(&self, st: &mut TxData) {
-        st.matched_var.clone_from(&self.matched_var);
-        st.matched_var_name.clone_from(&self.matched_var_name);
-        st.matched_vars.clone_from(&self.matched_vars);
-        st.matched_vars_len = self.matched_vars.len();
+        self.matched.apply(st);
     }
 }
 
@@ -132,6 +175,68 @@ impl Preamble {
         let d = self.deferred.partition_point(|&d| d < i);
         self.deferred.get(d).copied().unwrap_or(self.next)
     }
+}
+
+/// The `TX` variables the rules a transaction runs may write (see the module docs).
+pub(crate) struct TxWriters {
+    /// `setvar` keys without macro, lowercased.
+    keys: std::collections::HashSet<String>,
+    /// The text before the first macro of the other `setvar` keys, lowercased.
+    prefixes: Vec<String>,
+    /// Keys no rule can change (the engine options pin them).
+    pinned: Vec<std::sync::Arc<str>>,
+}
+
+impl TxWriters {
+    /// The writers among the rules of `engine` other than those the preamble ran (`ran`).
+    pub(crate) fn of(engine: &WafEngine, ran: &[usize]) -> Self {
+        let mut w = TxWriters {
+            keys: Default::default(),
+            prefixes: Vec::new(),
+            pinned: engine.pinned.iter().map(|(k, _)| k.clone()).collect(),
+        };
+        let ran: std::collections::HashSet<usize> = ran.iter().copied().collect();
+        let runs = (engine.rules.iter().enumerate()).filter(|(i, _)| !ran.contains(i));
+        for (_, rule) in runs {
+            for sv in links(rule).flat_map(|r| &r.setvars).filter(|sv| sv.tx) {
+                match &sv.literal_key {
+                    Some(k) => {
+                        w.keys.insert(k.clone());
+                    }
+                    None => w.prefixes.push(
+                        String::from_utf8_lossy(sv.key.literal_prefix()).to_ascii_lowercase(),
+                    ),
+                }
+            }
+        }
+        w
+    }
+
+    /// Whether a rule a transaction runs may change `TX:key` (`key` lowercased).
+    pub(crate) fn may_write(&self, key: &str) -> bool {
+        let capture = matches!(key.as_bytes(), [b'0'..=b'9']);
+        !self.pinned.iter().any(|p| **p == *key)
+            && (capture
+                || self.keys.contains(key)
+                || self.prefixes.iter().any(|p| key.starts_with(p.as_str())))
+    }
+}
+
+/// Whether the outcome of `rule` (a chain head past the preamble) is settled by the
+/// preamble's state: see the module docs. `default_action` is what `block` means in its phase.
+pub(crate) fn is_settled(rule: &Rule, default_action: &Action, writers: &TxWriters) -> bool {
+    is_quiet(rule, default_action)
+        && links(rule).all(|r| {
+            r.op.as_ref().is_some_and(|op| op.op.arg_macro().is_none())
+                && !r.capture
+                && r.setvars.is_empty()
+                && r.excludes.is_empty()
+                && r.prefilter.is_none()
+                && !r.targets.is_empty()
+                && r.targets.iter().all(|t| {
+                    t.var == Var::Tx && matches!(&t.sel, Selector::Key(k) if !writers.may_write(k))
+                })
+        })
 }
 
 /// What a match of `rule` does, `block` resolved.
@@ -384,5 +489,99 @@ SecRule MATCHED_VAR_NAME "@streq TX:a" "id:4,phase:1,pass,log,msg:'%{MATCHED_VAR
         let got = run(&e, &[], &[], &[]);
         assert_eq!(got, run(&plain, &[], &[], &[]));
         assert_eq!(got.0, [(4, "TX:a".to_string())]);
+    }
+
+    const SETTLED: &str = r#"SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.level=1,setvar:tx.score=0"
+SecRule REQUEST_METHOD "@rx ." "id:2,phase:1,pass,nolog,setvar:tx.seen_%{REQUEST_METHOD}=1"
+SecRule REQUEST_URI "@contains y" "id:3,phase:1,pass,nolog,setvar:tx.score=+1"
+SecRule TX:level "@lt 2" "id:10,phase:1,pass,nolog,skipAfter:END-1"
+SecRule REQUEST_URI "@contains x" "id:11,phase:1,deny,status:403,log"
+SecMarker END-1
+SecRule MATCHED_VAR_NAME "@streq TX:level" "id:12,phase:1,pass,log,msg:'%{MATCHED_VAR}'"
+SecRule TX:level "@gt 5" "id:13,phase:2,pass,nolog,skipAfter:END-2"
+SecRule REQUEST_URI "@contains x" "id:14,phase:2,pass,log,msg:'p2'"
+SecMarker END-2
+SecRule TX:score "@eq 0" "id:15,phase:2,pass,nolog,skipAfter:END-3"
+SecRule REQUEST_URI "@rx ." "id:20,phase:2,pass,log,msg:'scored'"
+SecMarker END-3
+SecRule TX:seen_get "@eq 1" "id:17,phase:2,pass,nolog,skipAfter:END-4"
+SecRule REQUEST_URI "@rx ." "id:19,phase:2,pass,log,msg:'not skipped'"
+SecMarker END-4
+SecRule TX:level "@eq 1" "id:18,phase:2,pass,log,msg:'logs'"
+"#;
+
+    /// Matched rule ids with their messages and the status of an intervention, after phase 2.
+    fn run_through_phase_2(e: &WafEngine, exclusions: &[&str], uri: &str) -> Outcome {
+        let mut tx = e.transaction(ConnInfo::default());
+        tx.exclude(&Exclusions::parse(exclusions).unwrap());
+        let iv = tx
+            .process_request_headers("GET", uri, "HTTP/1.1", &[])
+            .or_else(|| tx.process_request_body());
+        let matched = tx.matched_rules().iter().map(|m| (m.id, m.msg.clone()));
+        (matched.collect(), iv.map(|iv| iv.status), Vec::new())
+    }
+
+    fn settled_ids(e: &WafEngine) -> Vec<u32> {
+        let plans = e.phases.iter().flatten();
+        let rules = plans.filter_map(|item| match item {
+            crate::engine::Item::Rule(pr) if pr.settled.is_some() => Some(e.rules[pr.index].id),
+            _ => None,
+        });
+        rules.collect()
+    }
+
+    #[test]
+    fn rules_that_read_only_unwritten_settings_are_settled_once() {
+        let (e, plain) = engines(SETTLED);
+        assert_eq!(e.preamble.as_ref().map(|p| p.next), Some(1));
+        // 15 reads a score rule 3 writes, 17 a key that 2's setvar may name, 18 logs its
+        // match: those stay evaluated
+        assert_eq!(settled_ids(&e), [10, 13]);
+        assert!(settled_ids(&plain).is_empty());
+        let ids = |o: &Outcome| o.0.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        for (uri, want) in [("/x", [12, 14, 18]), ("/y", [12, 20, 18])] {
+            let got = run_through_phase_2(&e, &[], uri);
+            assert_eq!(got, run_through_phase_2(&plain, &[], uri), "{uri}");
+            assert_eq!((ids(&got), got.1), (want.to_vec(), None), "{uri}");
+            // 12 matched on the MATCHED_VAR_NAME that the settled match of 10 left
+            assert_eq!(got.0[0].1, "TX:level");
+        }
+        // removed at run time, or its target removed: 10 no longer skips 11, which denies
+        for x in ["ruleRemoveById=10", "ruleRemoveTargetById=10;TX:level"] {
+            let got = run_through_phase_2(&e, &[x], "/x");
+            assert_eq!(got, run_through_phase_2(&plain, &[x], "/x"), "{x}");
+            assert_eq!((ids(&got), got.1), (vec![11], Some(403)), "{x}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_setting_is_settled_even_where_a_rule_would_write_it() {
+        let rules = r#"SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.detection_paranoia_level=1"
+SecRule REQUEST_URI "@contains high" "id:2,phase:1,pass,nolog,setvar:tx.detection_paranoia_level=4"
+SecRule TX:detection_paranoia_level "@lt 2" "id:3,phase:1,pass,nolog,skipAfter:END"
+SecRule REQUEST_URI "@rx ." "id:4,phase:1,pass,log,msg:'paranoid'"
+SecMarker END
+"#;
+        let load = |paranoia_level, without_preamble| {
+            let opts = EngineOptions {
+                paranoia_level,
+                without_preamble,
+                ..Default::default()
+            };
+            WafEngine::from_str(rules, "test.conf", &opts).unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        // pinned at 1, rule 2 cannot raise it; unpinned, it can
+        let (pinned, plain) = (load(Some(1), false), load(Some(1), true));
+        assert_eq!(settled_ids(&pinned), [3]);
+        assert!(settled_ids(&load(None, false)).is_empty());
+        for uri in ["/high", "/low"] {
+            let got = run_through_phase_2(&pinned, &[], uri);
+            assert_eq!(got, run_through_phase_2(&plain, &[], uri), "{uri}");
+            assert!(got.0.is_empty(), "{uri}: {:?}", got.0);
+        }
+        let unpinned = load(None, false);
+        assert_eq!(run_through_phase_2(&unpinned, &[], "/high").0.len(), 1);
     }
 }

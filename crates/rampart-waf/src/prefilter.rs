@@ -78,8 +78,12 @@ pub(crate) struct Prefilter {
     /// possibly change it (`None`: it changes every value), and the chain. Such a member checks
     /// a value as it is (it is in the empty chain's `chains` entry) and after each step of its
     /// chain that changes it: those outputs are scanned for it alone.
-    pub multi: Vec<(u64, Option<u32>, Vec<(usize, Transform)>)>,
+    pub multi: Vec<MultiMember>,
 }
+
+/// A `multiMatch` member of a group: its bit, the features a value needs for its chain to
+/// possibly change it, and the chain.
+pub(crate) type MultiMember = (u64, Option<u32>, Vec<(usize, Transform)>);
 
 /// What a group scans values with. Member `i` is the rule whose `prefilter` is `(group, i)`.
 #[derive(Debug)]
@@ -213,7 +217,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
         for members in groups[&key].chunks(MAX_GROUP) {
             let mut chains: Vec<(u32, Vec<(usize, Transform)>)> = Vec::new();
             let mut chain_members: Vec<u64> = Vec::new();
-            let mut multi: Vec<(u64, Option<u32>, Vec<(usize, Transform)>)> = Vec::new();
+            let mut multi: Vec<MultiMember> = Vec::new();
             for (slot, &i) in members.iter().enumerate() {
                 let r = &rules[i];
                 // a `multiMatch` member is scanned on the value itself (the empty chain, id 0)

@@ -300,6 +300,41 @@ impl WafEngine {
     }
 }
 
+impl WafEngine {
+    /// Evaluates the rules past the preamble whose outcome its state settles (see
+    /// [`crate::preamble`]) and marks them in the plans.
+    pub(crate) fn settle(&mut self) {
+        let Some(pre) = &self.preamble else {
+            return;
+        };
+        let writers = crate::preamble::TxWriters::of(self, &pre.ran);
+        let mut t = self.transaction(ConnInfo::default());
+        let mut settled = Vec::new();
+        for p in 1..=5 {
+            let start = if p == 1 { pre.next } else { 0 };
+            for (i, item) in self.phases[p].iter().enumerate().skip(start) {
+                let Item::Rule(pr) = item else { continue };
+                let rule = &self.rules[pr.index];
+                if !crate::preamble::is_settled(rule, &self.default_action[p], &writers) {
+                    continue;
+                }
+                t.st.rule_id = rule.id;
+                let outcome = t
+                    .eval_chain(rule)
+                    .then(|| crate::preamble::Matched::of(&t.st));
+                settled.push((p, i, outcome));
+            }
+        }
+        drop(t);
+        for (p, i, outcome) in settled {
+            if let Item::Rule(pr) = &mut self.phases[p][i] {
+                pr.settled = Some(self.settled.len() as u32);
+                self.settled.push(outcome);
+            }
+        }
+    }
+}
+
 /// Where a phase goes on after the rule at plan index `i` matched: its `skipAfter` marker, or
 /// past the `skip` count of rules that follow it.
 fn next_after_match(plan: &[Item], i: usize, pr: PlanRule, rule: &Rule) -> usize {
@@ -781,6 +816,20 @@ impl<'e> Transaction<'e> {
                 continue;
             }
             self.st.rule_id = rule.id;
+            // a rule the preamble's state settles: its outcome, without evaluating it
+            if let Some(s) = pr.settled
+                && self.phase1_start > 0
+                && !self.tx_targets_removed()
+            {
+                match &engine.settled[s as usize] {
+                    None => i += 1,
+                    Some(matched) => {
+                        matched.apply(&mut self.st);
+                        i = next_after_match(plan, i, pr, rule);
+                    }
+                }
+                continue;
+            }
             if !self.eval_chain(rule) {
                 i += 1;
                 continue;
@@ -801,6 +850,11 @@ impl<'e> Transaction<'e> {
             i = next_after_match(plan, i, pr, rule);
         }
         None
+    }
+
+    /// Whether an exclusion or `ctl` removed a `TX` target from some rule.
+    fn tx_targets_removed(&self) -> bool {
+        (self.removed_targets.iter()).any(|rt| rt.target().var == variables::Var::Tx)
     }
 
     fn eval_chain(&mut self, rule: &Rule) -> bool {
@@ -874,10 +928,7 @@ impl<'e> Transaction<'e> {
         // (a target removed at run time, such as CRS 941010's REQUEST_FILENAME for the XSS
         // rules on nearly every request, matters here only when it is a TX variable)
         if let Some((t, key)) = single_tx_key(r)
-            && !self
-                .removed_targets
-                .iter()
-                .any(|rt| rt.target().var == variables::Var::Tx)
+            && !self.tx_targets_removed()
         {
             return (self.match_tx_key(t, key, op), Vec::new());
         }
