@@ -50,7 +50,7 @@ use crate::operators::rx;
 use crate::per_thread::PerThread;
 use crate::rule::Rule;
 use crate::state::TxData;
-use crate::transforms::Transform;
+use crate::transforms::{Transform, changes_case_only};
 use crate::variables::{self, Selector, Target, Var};
 
 /// One group: rules of one phase that read the same values (or every request header),
@@ -70,10 +70,12 @@ pub(crate) struct Prefilter {
     pub targets: Vec<Target>,
     /// Finds which members' patterns occur in a value.
     pub matcher: Matcher,
-    /// When the matcher finds the same members in two values that differ only in ASCII case
-    /// (every pattern is caseless, or phrases): for each of `chains`, [`touch`] beyond case.
-    /// A value without those features needs no run of the chain: the value itself serves.
-    pub chain_touch_beyond_case: Option<Vec<Option<u32>>>,
+    /// For each of `chains`, the features a value needs for the chain to change it in a way
+    /// its members' patterns see: [`touch`] beyond case when every member of the chain is
+    /// found in a value whatever the ASCII case of its letters (its pattern is caseless, or
+    /// the set holds it caseless), else the same as `chain_touch`. A value without those
+    /// features needs no run of the chain: the value itself serves.
+    pub chain_touch_beyond_case: Vec<Option<u32>>,
     /// The `multiMatch` members: bit, the features a value needs for the member's chain to
     /// possibly change it (`None`: it changes every value), and the chain. Such a member checks
     /// a value as it is (it is in the empty chain's `chains` entry) and after each step of its
@@ -115,10 +117,7 @@ impl Prefilter {
     #[inline]
     pub(crate) fn rewrites(&self, c: usize, have: u32) -> bool {
         self.chain_touch[c].is_none_or(|t| t & have != 0)
-            && self
-                .chain_touch_beyond_case
-                .as_ref()
-                .is_none_or(|b| b[c].is_none_or(|t| t & have != 0))
+            && self.chain_touch_beyond_case[c].is_none_or(|t| t & have != 0)
     }
 
     /// Which members' patterns occur in `hay`, values joined by line breaks whose ends (the
@@ -243,14 +242,32 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
                 .iter()
                 .filter_map(|&i| eligible(&rules[i]))
                 .collect();
+            // A member whose chain changes case (`t:lowercase`) is held in the set with its
+            // pattern caseless: what that finds in a value is a superset of what the pattern
+            // finds in the value with its letters' case changed, so the value as it is serves
+            // the member wherever the chain would change no more than case.
+            let folds: Vec<bool> = (members.iter().zip(&kinds))
+                .map(|(&i, k)| match k {
+                    Kind::Rx(p) => {
+                        let r = &rules[i];
+                        !r.multi_match
+                            && r.transforms.iter().any(|&(t, _)| changes_case_only(t))
+                            && !caseless(p)
+                            && parse(p, true).is_some_and(|h| hir_caseless(&h))
+                    }
+                    Kind::Phrases(_) => false,
+                })
+                .collect();
             // a set that cannot be built (size limits) leaves its rules unfiltered
-            let Some(matcher) = build_matcher(&kinds) else {
+            let Some(matcher) = build_matcher(&kinds, &folds) else {
                 continue;
             };
-            let caseless = kinds.iter().all(|k| match k {
-                Kind::Rx(p) => caseless(p),
-                Kind::Phrases(_) => true,
-            });
+            let member_caseless: Vec<bool> = (kinds.iter().zip(&folds))
+                .map(|(k, &fold)| match k {
+                    Kind::Rx(p) => fold || caseless(p),
+                    Kind::Phrases(_) => true,
+                })
+                .collect();
             let mut targets: Vec<Target> = Vec::new();
             for &i in members {
                 for t in &rules[i].targets {
@@ -265,8 +282,13 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             }
             out.push(Prefilter {
                 chain_touch: chains.iter().map(|(_, c)| touch(c, false)).collect(),
-                chain_touch_beyond_case: caseless
-                    .then(|| chains.iter().map(|(_, c)| touch(c, true)).collect()),
+                chain_touch_beyond_case: (chains.iter().zip(&chain_members))
+                    .map(|((_, c), &m)| {
+                        let caseless = (0..members.len())
+                            .all(|slot| m & (1 << slot) == 0 || member_caseless[slot]);
+                        touch(c, caseless)
+                    })
+                    .collect(),
                 chains,
                 chain_members,
                 len: members.len(),
@@ -285,7 +307,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
 /// transformations left out, and any step that looks at case counted as always running, since
 /// it may run once case changed).
 fn touch(chain: &[(usize, Transform)], beyond_case: bool) -> Option<u32> {
-    use crate::transforms::{CHANGES, changes_case_only, feature, identity_unless};
+    use crate::transforms::{CHANGES, feature, identity_unless};
     let case = feature::UPPER | feature::LOWER;
     chain.iter().try_fold(0, |acc, &(i, _)| {
         if beyond_case && changes_case_only(i) {
@@ -306,14 +328,14 @@ enum Kind<'a> {
 }
 
 /// One matcher for a group's members (all of one kind).
-fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
-    if let Some(patterns) = kinds
-        .iter()
-        .map(|k| match k {
-            Kind::Rx(p) => Some(*p),
+/// `folds[i]`: member `i`'s pattern is held caseless.
+fn build_matcher(kinds: &[Kind], folds: &[bool]) -> Option<Matcher> {
+    if let Some(patterns) = (kinds.iter().zip(folds))
+        .map(|(k, &fold)| match k {
+            Kind::Rx(p) => Some((*p, fold)),
             Kind::Phrases(_) => None,
         })
-        .collect::<Option<Vec<&str>>>()
+        .collect::<Option<Vec<(&str, bool)>>>()
     {
         return build_set(&patterns).map(|set| Matcher::Regex(PerThread::new(set)));
     }
@@ -344,11 +366,17 @@ fn build_matcher(kinds: &[Kind]) -> Option<Matcher> {
 /// The group's patterns as one multi-pattern regex, compiled as `@rx` compiles each of them
 /// (ModSecurity v3's flags, the same limits) with their assertions [relaxed](relax): every
 /// pattern that matches anywhere is reported.
-fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
+/// A pattern as `@rx` reads it, or caseless.
+fn parse(pattern: &str, caseless: bool) -> Option<Hir> {
+    syntax::parse_with(pattern, &rx::syntax_config().case_insensitive(caseless)).ok()
+}
+
+/// The set of `patterns`, each held caseless when its flag says so.
+fn build_set(patterns: &[(&str, bool)]) -> Option<meta::Regex> {
     let (size_limit, dfa_size_limit) = crate::operators::rx::LIMITS;
     let hirs = patterns
         .iter()
-        .map(|p| syntax::parse_with(p, &rx::syntax_config()).ok().map(relax))
+        .map(|&(p, caseless)| parse(p, caseless).map(relax))
         .collect::<Option<Vec<Hir>>>()?;
     meta::Builder::new()
         .configure(
@@ -371,9 +399,14 @@ fn build_set(patterns: &[&str]) -> Option<meta::Regex> {
 /// Whether `pattern` matches regardless of ASCII case: no literal holds a letter and every
 /// class holds both cases of each letter it holds (as `(?i)` makes them), assertions aside.
 fn caseless(pattern: &str) -> bool {
+    parse(pattern, false).is_some_and(|h| hir_caseless(&h))
+}
+
+/// [`caseless`] of a parsed pattern.
+fn hir_caseless(h: &Hir) -> bool {
     let both =
         |has: &dyn Fn(u8) -> bool| (b'A'..=b'Z').all(|u| has(u) == has(u.to_ascii_lowercase()));
-    every_leaf(pattern, &|h| match h {
+    every_leaf(h, &|h| match h {
         HirKind::Literal(l) => !l.0.iter().any(u8::is_ascii_alphabetic),
         HirKind::Class(Class::Bytes(c)) => both(&|b| {
             c.ranges()
@@ -423,18 +456,15 @@ fn relax(h: Hir) -> Hir {
     }
 }
 
-/// Whether `pattern` parses (as `@rx` reads it) and `leaf` holds for each of its leaves: the
+/// Whether `leaf` holds for each leaf of a parsed pattern: the
 /// empty string, literals, classes and assertions.
-fn every_leaf(pattern: &str, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
-    fn walk(h: &Hir, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
-        match h.kind() {
-            HirKind::Repetition(r) => walk(&r.sub, leaf),
-            HirKind::Capture(c) => walk(&c.sub, leaf),
-            HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(|h| walk(h, leaf)),
-            k => leaf(k),
-        }
+fn every_leaf(h: &Hir, leaf: &dyn Fn(&HirKind) -> bool) -> bool {
+    match h.kind() {
+        HirKind::Repetition(r) => every_leaf(&r.sub, leaf),
+        HirKind::Capture(c) => every_leaf(&c.sub, leaf),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => hs.iter().all(|h| every_leaf(h, leaf)),
+        k => leaf(k),
     }
-    syntax::parse_with(pattern, &rx::syntax_config()).is_ok_and(|h| walk(&h, leaf))
 }
 
 /// Which group a rule with these targets joins (with its phase and operator kind): rules that
@@ -640,18 +670,23 @@ SecRule ARGS "@rx ^abc$" "id:24,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerca
     fn a_member_is_found_only_in_what_its_own_chain_makes_of_a_value() {
         let e = engine(
             r#"
-SecRule ARGS "@rx ABC" "id:61,phase:1,pass,log,t:none,t:lowercase"
-SecRule ARGS "@rx abc" "id:62,phase:1,pass,log,t:none"
-SecRule ARGS "@rx ^x$" "id:63,phase:1,pass,log,t:none,t:lowercase"
+SecRule ARGS "@rx a\+c" "id:61,phase:1,pass,log,t:none,t:urlDecodeUni"
+SecRule ARGS "@rx a c" "id:62,phase:1,pass,log,t:none"
+SecRule ARGS "@rx ^x$" "id:63,phase:1,pass,log,t:none,t:urlDecodeUni"
 "#,
         );
         assert_eq!(grouped(&e), [61, 62, 63]);
-        for uri in ["/?a=ABC&b=X", "/?b=X&a=ABC", "/?a=ABC&b=X&c=d"] {
+        // (the query's `a%2Bc` is `a+c`, which the chain makes `a c`; `%2578` is `%78`, `x`)
+        for uri in [
+            "/?a=a%2Bc&b=%2578",
+            "/?b=%2578&a=a%2Bc",
+            "/?a=a%2Bc&b=%2578&c=d",
+        ] {
             assert_eq!(found(&e, uri), [63], "{uri}");
             assert_eq!(matched(&e, uri, &[]), [63], "{uri}");
         }
-        assert_eq!(found(&e, "/?a=abc&b=x"), [62, 63]);
-        assert_eq!(found(&e, "/?a=ABC"), Vec::<u32>::new());
+        assert_eq!(found(&e, "/?a=a%20c&b=x"), [62, 63]);
+        assert_eq!(found(&e, "/?a=a%2Bc"), Vec::<u32>::new());
         // phrases too
         let e = engine(
             r#"
@@ -781,7 +816,7 @@ SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDec
         let e = engine(CASELESS_RULES);
         assert_eq!(e.prefilters.len(), 1);
         let beyond = e.prefilters[0].chain_touch_beyond_case.clone();
-        assert_eq!(beyond, Some(vec![Some(0), Some(0), Some(PERCENT | PLUS)]));
+        assert_eq!(beyond, [Some(0), Some(0), Some(PERCENT | PLUS)]);
         let chain = |names: &[&str]| -> Vec<(usize, super::Transform)> {
             names
                 .iter()
@@ -794,13 +829,27 @@ SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDec
         assert_eq!(matched(&e, "/?q=BaD", &[]), [32]);
         assert_eq!(matched(&e, "/?q=WOR%2553E", &[]), [33]);
         assert_eq!(matched(&e, "/?q=Fine", &[]), Vec::<u32>::new());
-        // a case-sensitive member keeps the chains
+        // a case-sensitive member whose chain changes case is held caseless in the set: its
+        // chain is not run for a value it would only lowercase; one whose chain does not
+        // change case keeps its pattern and its chain (the empty one here)
         let e = engine(
-            "SecRule ARGS \"@rx evil\" \"id:41,phase:1,pass,log,t:none,t:lowercase\"\nSecRule ARGS \"@rx BAD\" \"id:42,phase:1,pass,log,t:none\"\n",
+            "SecRule ARGS \"@rx evil\" \"id:41,phase:1,pass,log,t:none,t:lowercase\"\nSecRule ARGS \"@rx BAD\" \"id:42,phase:1,pass,log,t:none\"\nSecRule ARGS \"@rx (?-i:evil)x\" \"id:43,phase:1,pass,log,t:none,t:lowercase,t:removeNulls\"\n",
         );
-        assert!(e.prefilters[0].chain_touch_beyond_case.is_none());
+        let beyond = e.prefilters[0].chain_touch_beyond_case.clone();
+        assert_eq!(beyond, [Some(0), Some(0), Some(NUL | UPPER)]);
         assert_eq!(matched(&e, "/?q=EVIL", &[]), [41]);
         assert_eq!(matched(&e, "/?q=bad", &[]), Vec::<u32>::new());
+        // 43's `(?-i:…)` stays case-sensitive even in a caseless set: its chain runs
+        assert_eq!(matched(&e, "/?q=EVILX", &[]), [41, 43]);
+        let found = |uri: &str| {
+            let mut tx = e.transaction(crate::ConnInfo::default());
+            tx.process_request_headers("GET", uri, "HTTP/1.1", &[]);
+            tx.prefilter_found()
+        };
+        // a value with capitals: 41 is found in it as it is, held caseless (not in the
+        // lowercased copy, which is not made for it); a value in lower case alone, the same
+        assert_eq!(found("/?q=EVIL"), [(0, 0b001)]);
+        assert_eq!(found("/?q=evilx"), [(0, 0b101)]);
     }
 
     /// Rules whose patterns hold line anchors, with different chains, each matching one value
