@@ -10,9 +10,13 @@
 //! one Aho-Corasick automaton, and reads its targets without exclusions. On the
 //! first rule of a group a transaction evaluates, every value of that union goes through each
 //! of the members' chains; each distinct output is scanned once (benign values mostly come out
-//! of every chain unchanged, so one scan serves them all; where every pattern ignores case, as
-//! phrases do, outputs that differ only in case are one), and a pattern or phrase found in an
-//! output counts only for members whose own chain makes that output of the value. A chain is
+//! of every chain unchanged, so one scan serves them all; where every member of a chain ignores
+//! case, outputs that differ only in case are one), and a pattern or phrase found in an
+//! output counts only for members whose own chain makes that output of the value. Phrases
+//! ignore case; so does the set's copy of a pattern whose chain changes case (`t:lowercase`):
+//! what it finds in a value holds what the pattern finds in the value with the case of its
+//! letters changed, so the chain need not run for a value it would only change in case (a
+//! pattern that keeps part of itself case-sensitive, `(?-i:…)`, stays as it is). A chain is
 //! not run on a value that holds none of the bytes its transformations rewrite, and what a
 //! chain makes of a value goes to the transaction's transformation cache, where the other
 //! groups and the rules find it. A regex set first answers whether any member matches (the
