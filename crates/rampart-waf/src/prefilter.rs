@@ -13,10 +13,12 @@
 //! of every chain unchanged, so one scan serves them all; where every member of a chain ignores
 //! case, outputs that differ only in case are one), and a pattern or phrase found in an
 //! output counts only for members whose own chain makes that output of the value. Phrases
-//! ignore case; so does the set's copy of a pattern whose chain changes case (`t:lowercase`):
-//! what it finds in a value holds what the pattern finds in the value with the case of its
-//! letters changed, so the chain need not run for a value it would only change in case (a
-//! pattern that keeps part of itself case-sensitive, `(?-i:…)`, stays as it is). A chain is
+//! ignore case; so does the set's copy of a pattern whose chain puts letters in one case
+//! (`t:lowercase`, `t:cmdLine`): what it finds in a value holds what the pattern finds in the
+//! value with the case of its letters changed, so the chain need not run for a value it would
+//! only change in case, and an output that differs from its value only in case needs no scan
+//! of its own (a pattern that keeps part of itself case-sensitive, `(?-i:…)`, stays as it
+//! is). A chain is
 //! not run on a value that holds none of the bytes its transformations rewrite, and what a
 //! chain makes of a value goes to the transaction's transformation cache, where the other
 //! groups and the rules find it. A regex set first answers whether any member matches (the
@@ -54,7 +56,7 @@ use crate::operators::rx;
 use crate::per_thread::PerThread;
 use crate::rule::Rule;
 use crate::state::TxData;
-use crate::transforms::{Transform, changes_case_only};
+use crate::transforms::{Transform, folds_case};
 use crate::variables::{self, Selector, Target, Var};
 
 /// One group: rules of one phase that read the same values (or every request header),
@@ -80,6 +82,10 @@ pub(crate) struct Prefilter {
     /// the set holds it caseless), else the same as `chain_touch`. A value without those
     /// features needs no run of the chain: the value itself serves.
     pub chain_touch_beyond_case: Vec<Option<u32>>,
+    /// The members (one bit each) found in a value whatever the ASCII case of its letters:
+    /// an output of their chain that differs from its value only in case needs no scan of its
+    /// own (the value's serves).
+    pub caseless_members: u64,
     /// The `multiMatch` members: bit, the features a value needs for the member's chain to
     /// possibly change it (`None`: it changes every value), and the chain. Such a member checks
     /// a value as it is (it is in the empty chain's `chains` entry) and after each step of its
@@ -114,6 +120,14 @@ impl Prefilter {
     /// Every member's bit.
     pub(crate) fn all_members(&self) -> u64 {
         u64::MAX >> (64 - self.members())
+    }
+
+    /// Whether `output`, what chain `c` or the `multiMatch` member(s) `members` made of
+    /// `value`, is found by those members as the value is: it differs from the value only in
+    /// case and they ignore case.
+    #[inline]
+    pub(crate) fn same_but_case(&self, members: u64, output: &[u8], value: &[u8]) -> bool {
+        members & !self.caseless_members == 0 && output.eq_ignore_ascii_case(value)
     }
 
     /// Whether chain `c` may change a value with features `have` (where case does not
@@ -253,9 +267,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             let folds: Vec<bool> = (members.iter().zip(&kinds))
                 .map(|(&i, k)| match k {
                     Kind::Rx(p) => {
-                        let r = &rules[i];
-                        !r.multi_match
-                            && r.transforms.iter().any(|&(t, _)| changes_case_only(t))
+                        rules[i].transforms.iter().any(|&(t, _)| folds_case(t))
                             && !caseless(p)
                             && parse(p, true).is_some_and(|h| hir_caseless(&h))
                     }
@@ -284,14 +296,14 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             for (slot, &i) in members.iter().enumerate() {
                 rules[i].prefilter = Some((group, slot as u32));
             }
+            let caseless_members = (member_caseless.iter().enumerate())
+                .filter(|&(_, &c)| c)
+                .fold(0u64, |bits, (slot, _)| bits | 1 << slot);
             out.push(Prefilter {
+                caseless_members,
                 chain_touch: chains.iter().map(|(_, c)| touch(c, false)).collect(),
                 chain_touch_beyond_case: (chains.iter().zip(&chain_members))
-                    .map(|((_, c), &m)| {
-                        let caseless = (0..members.len())
-                            .all(|slot| m & (1 << slot) == 0 || member_caseless[slot]);
-                        touch(c, caseless)
-                    })
+                    .map(|((_, c), &m)| touch(c, m & !caseless_members == 0))
                     .collect(),
                 chains,
                 chain_members,
@@ -311,7 +323,7 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
 /// transformations left out, and any step that looks at case counted as always running, since
 /// it may run once case changed).
 fn touch(chain: &[(usize, Transform)], beyond_case: bool) -> Option<u32> {
-    use crate::transforms::{CHANGES, feature, identity_unless};
+    use crate::transforms::{CHANGES, changes_case_only, feature, identity_unless};
     let case = feature::UPPER | feature::LOWER;
     chain.iter().try_fold(0, |acc, &(i, _)| {
         if beyond_case && changes_case_only(i) {
@@ -813,6 +825,47 @@ SecRule ARGS "@rx (?i)evil" "id:31,phase:1,pass,log,t:none,t:lowercase"
 SecRule ARGS "@rx (?i)bad" "id:32,phase:1,pass,log,t:none"
 SecRule ARGS "@rx (?i)worse" "id:33,phase:1,pass,log,t:none,t:lowercase,t:urlDecodeUni"
 "#;
+
+    /// `cmdLine` lowercases too: a value it changes only in case needs no scan of its own for
+    /// members held caseless, `multiMatch` ones included; a member that keeps part of its
+    /// pattern case-sensitive still gets one.
+    #[test]
+    fn outputs_that_differ_only_in_case_are_not_scanned_again() {
+        let e = engine(
+            r#"
+SecRule ARGS "@rx evil" "id:81,phase:1,pass,log,t:none,t:cmdLine"
+SecRule ARGS "@rx ^x y$" "id:82,phase:1,pass,log,t:none,t:cmdLine"
+SecRule ARGS "@rx bad" "id:83,phase:1,pass,log,multiMatch,t:none,t:cmdLine"
+"#,
+        );
+        assert_eq!(e.prefilters[0].caseless_members, 0b111);
+        let own = |uri: &str| {
+            let got = matched(&e, uri, &[]);
+            let own = crate::transaction::last_own_haystacks();
+            (got, own.concat())
+        };
+        // `EVIL` and `BAD` come out of cmdLine in lower case alone; `X;Y` becomes `x y`, in
+        // the haystack of the chain and in that of the `multiMatch` member
+        assert_eq!(own("/?q=EVIL&r=BAD"), (vec![81, 83], Vec::new()));
+        assert_eq!(
+            own("/?q=EVIL&r=X;Y"),
+            (vec![81, 82], b"x y\nx y\n".to_vec())
+        );
+        let e = engine(
+            r#"
+SecRule ARGS "@rx evil" "id:84,phase:1,pass,log,t:none,t:cmdLine"
+SecRule ARGS "@rx (?-i:b)ad" "id:85,phase:1,pass,log,multiMatch,t:none,t:cmdLine"
+"#,
+        );
+        assert_eq!(e.prefilters[0].caseless_members, 0b01);
+        let got = matched(&e, "/?q=EVIL&r=BAD", &[]);
+        assert_eq!(got, [84, 85]);
+        // (85's haystack holds both values lowercased; 84's chain has none of its own)
+        assert_eq!(
+            crate::transaction::last_own_haystacks().concat(),
+            b"evil\nbad\n"
+        );
+    }
 
     #[test]
     fn caseless_groups_skip_chains_that_only_change_case() {

@@ -1108,6 +1108,17 @@ thread_local! {
     static JOINED: std::cell::RefCell<Joined> = std::cell::RefCell::default();
 }
 
+/// The chains' and `multiMatch` members' own haystacks of the last joined scan on this thread
+/// (each holds what a chain or member made of the values and needed a scan of its own; past
+/// that group's chains and members, an earlier group's may follow).
+#[cfg(test)]
+pub(crate) fn last_own_haystacks() -> Vec<Vec<u8>> {
+    JOINED.with_borrow(|j| {
+        let own = j.own.iter().chain(&j.multi);
+        own.map(|(hay, _)| hay.clone()).collect()
+    })
+}
+
 /// Values of at most this many bytes in all are scanned joined (with what each chain changes
 /// of them in a haystack of its own while the group is scanned): joining saves a scan's fixed cost
 /// per value, which matters for many short values, not for long ones.
@@ -1134,7 +1145,11 @@ fn scan_each(
         let (value, cacheable, have) = tcache.value_features(v);
         for (bit, touch, chain) in &pf.multi {
             if bit & !hits != 0 && touch.is_none_or(|t| t & have != 0) {
-                apply_chain_steps(value, have, chain, |o| hits |= pf.find(o, found) & bit);
+                apply_chain_steps(value, have, chain, |o| {
+                    if !pf.same_but_case(*bit, o, value) {
+                        hits |= pf.find(o, found) & bit;
+                    }
+                });
             }
         }
         if cacheable {
@@ -1150,7 +1165,9 @@ fn scan_each(
             let out = if !pf.rewrites(c, have) {
                 None
             } else {
-                tcache.chain_output(*id, chain, value, have, cacheable)
+                tcache
+                    .chain_output(*id, chain, value, have, cacheable)
+                    .filter(|o| !pf.same_but_case(pf.chain_members[c], o, value))
             };
             let members = pf.chain_members[c];
             match outputs.iter_mut().find(|(o, _)| *o == out) {
@@ -1220,9 +1237,13 @@ fn scan_joined(
     }
     for v in vals {
         let (value, cacheable, have) = tcache.value_features(v);
-        for ((_, touch, chain), hay) in pf.multi.iter().zip(multi.iter_mut()) {
+        for ((bit, touch, chain), hay) in pf.multi.iter().zip(multi.iter_mut()) {
             if touch.is_none_or(|t| t & have != 0) {
-                apply_chain_steps(value, have, chain, |o| push_value(hay, o));
+                apply_chain_steps(value, have, chain, |o| {
+                    if !pf.same_but_case(*bit, o, value) {
+                        push_value(hay, o);
+                    }
+                });
             }
         }
         let mut changed = 0u64;
@@ -1233,7 +1254,9 @@ fn scan_joined(
             if cacheable {
                 tcache.fill(*id, chain, value, have);
             }
-            if let Some(o) = tcache.chain_output(*id, chain, value, have, cacheable) {
+            if let Some(o) = tcache.chain_output(*id, chain, value, have, cacheable)
+                && !pf.same_but_case(pf.chain_members[c], &o, value)
+            {
                 push_value(&mut own[c], &o);
                 changed |= pf.chain_members[c];
             }

@@ -206,6 +206,13 @@ pub(crate) fn identity_unless(index: usize) -> u32 {
     TRANSFORMS.get(index).map_or(CHANGES, |t| t.2)
 }
 
+/// Whether transformation `index` leaves the ASCII letters of its output in one case
+/// (`lowercase`, `uppercase`, `cmdLine`): a value it changes no further comes out a case
+/// variant of itself.
+pub(crate) fn folds_case(index: usize) -> bool {
+    changes_case_only(index) || matches!(TRANSFORMS.get(index), Some(("cmdLine", ..)))
+}
+
 /// Whether transformation `index` only changes the case of ASCII letters (`lowercase`,
 /// `uppercase`).
 pub(crate) fn changes_case_only(index: usize) -> bool {
