@@ -256,7 +256,10 @@ impl Word {
             let Some(room) = key.len().checked_sub(w.len()) else {
                 return false;
             };
-            at(0) || memchr::memchr_iter(b'\n', &key[..room]).any(|i| at(i + 1))
+            // (keys are short and seldom hold a line break: a plain look for one first)
+            at(0)
+                || key[..room].contains(&b'\n')
+                    && memchr::memchr_iter(b'\n', &key[..room]).any(|i| at(i + 1))
         } else {
             // candidates start where the word's first byte (either case) occurs
             let (lo, up) = (w[0], w[0].to_ascii_uppercase());
