@@ -2,9 +2,9 @@
 //! A request through a rule set that reads every body processor's output: the content type
 //! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
 //! The rule set holds prefilter groups (anchored patterns and phrases across chains, with
-//! `multiMatch` members) and a preamble (setup rules that read only TX, around body-processor
-//! rules): the rules that match must be the same with and without the prefilter and the
-//! preamble.
+//! `multiMatch` members, chains that change case) and a preamble (setup rules that read only
+//! TX, around body-processor rules, and later rules its state settles): the rules that match
+//! must be the same with and without the prefilter and the preamble.
 use std::sync::OnceLock;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -32,6 +32,13 @@ SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ef" "id:11,phase:2,pass,log,t:
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx \.\./|^x%2e|Q$" "id:13,phase:2,pass,log,t:none,t:urlDecodeUni,t:lowercase,multiMatch"
 SecRule ARGS|REQUEST_HEADERS "@pm %41b XY" "id:14,phase:2,pass,log,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch"
 SecRule ARGS|REQUEST_HEADERS "@pm ij" "id:15,phase:2,pass,log,t:none,t:removeWhitespace"
+SecRule TX:limit "@lt 2" "id:25,phase:2,pass,nolog,skipAfter:END-25"
+SecRule ARGS "@rx z" "id:26,phase:2,pass,log,t:none"
+SecMarker END-25
+SecRule TX:limit "@ge 3" "id:27,phase:2,pass,nolog,skipAfter:END-27"
+SecRule ARGS "@rx y" "id:28,phase:2,pass,log,t:none"
+SecMarker END-27
+SecRule MATCHED_VAR_NAME "@streq TX:limit" "id:29,phase:2,pass,log"
 "#;
 
 /// The engine with the prefilter and the preamble (`[0]`) and without either (`[1]`).
