@@ -278,12 +278,13 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             let Some(matcher) = build_matcher(&kinds, &folds) else {
                 continue;
             };
-            let member_caseless: Vec<bool> = (kinds.iter().zip(&folds))
-                .map(|(k, &fold)| match k {
-                    Kind::Rx(p) => fold || caseless(p),
+            // the members found whatever the case: held caseless, or caseless as written
+            let caseless_members = (kinds.iter().zip(&folds).enumerate())
+                .filter(|(_, (k, fold))| match k {
+                    Kind::Rx(p) => **fold || caseless(p),
                     Kind::Phrases(_) => true,
                 })
-                .collect();
+                .fold(0u64, |bits, (slot, _)| bits | 1 << slot);
             let mut targets: Vec<Target> = Vec::new();
             for &i in members {
                 for t in &rules[i].targets {
@@ -296,9 +297,6 @@ pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
             for (slot, &i) in members.iter().enumerate() {
                 rules[i].prefilter = Some((group, slot as u32));
             }
-            let caseless_members = (member_caseless.iter().enumerate())
-                .filter(|&(_, &c)| c)
-                .fold(0u64, |bits, (slot, _)| bits | 1 << slot);
             out.push(Prefilter {
                 caseless_members,
                 chain_touch: chains.iter().map(|(_, c)| touch(c, false)).collect(),
