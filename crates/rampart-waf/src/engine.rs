@@ -804,16 +804,6 @@ impl Loader {
                 }
             }
         }
-        let prefilters = if opts.without_prefilter {
-            Vec::new()
-        } else {
-            crate::prefilter::build(&mut rules)
-        };
-        for item in phases.iter_mut().flatten() {
-            if let Item::Rule(pr) = item {
-                pr.prefilter = rules[pr.index].prefilter;
-            }
-        }
         let pinned = match opts.paranoia_level {
             Some(pl) => ["blocking_paranoia_level", "detection_paranoia_level"]
                 .map(|k| (Arc::from(k), Arc::from(pl.to_string().as_bytes())))
@@ -829,13 +819,24 @@ impl Loader {
             pinned,
             redact: opts.redact.clone(),
             tag_ids,
-            prefilters,
+            prefilters: Vec::new(),
             preamble: None,
             settled: Vec::new(),
         };
         if !opts.without_preamble {
             engine.preamble = engine.run_preamble();
             engine.settle();
+        }
+        // (after the settled rules: a rule a settled jump always passes over needs no place
+        // in a group, see `WafEngine::reachable`)
+        if !opts.without_prefilter {
+            let reachable = engine.reachable();
+            engine.prefilters = crate::prefilter::build(&mut engine.rules, &reachable);
+            for item in engine.phases.iter_mut().flatten() {
+                if let Item::Rule(pr) = item {
+                    pr.prefilter = engine.rules[pr.index].prefilter;
+                }
+            }
         }
         Ok(engine)
     }

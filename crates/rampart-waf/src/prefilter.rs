@@ -216,10 +216,14 @@ pub(crate) const MAX_GROUP: usize = 64;
 const _: () = assert!(MAX_GROUP <= 64);
 
 /// Builds the groups and records each member's place in `rules[..].prefilter`.
-pub(crate) fn build(rules: &mut [Rule]) -> Vec<Prefilter> {
+/// Only rules marked in `reachable` (see [`crate::WafEngine::reachable`]) join a group.
+pub(crate) fn build(rules: &mut [Rule], reachable: &[bool]) -> Vec<Prefilter> {
     let mut groups: HashMap<(u8, bool, String), Vec<usize>> = HashMap::new();
     let mut order = Vec::new();
     for (i, r) in rules.iter().enumerate() {
+        if !reachable[i] {
+            continue;
+        }
         if let Some(kind) = eligible(r) {
             let key = (r.phase, matches!(kind, Kind::Rx(_)), group_key(&r.targets));
             let members = groups.entry(key.clone()).or_default();

@@ -335,6 +335,51 @@ impl WafEngine {
     }
 }
 
+impl WafEngine {
+    /// Which rules (indexes into `rules`) a transaction that starts from the preamble may
+    /// evaluate, following each phase's plan: a settled rule goes on where its outcome goes,
+    /// any other rule both past itself and to where its match jumps. Rules a settled jump
+    /// always passes over (CRS's rules above the paranoia level) are left out of the
+    /// prefilter's groups: they are evaluated only by transactions that evaluate the
+    /// settled rules themselves (see [`crate::preamble`]), and then on their own, as any rule
+    /// without a group. Every rule without a preamble.
+    pub(crate) fn reachable(&self) -> Vec<bool> {
+        let Some(pre) = &self.preamble else {
+            return vec![true; self.rules.len()];
+        };
+        let mut reached = vec![false; self.rules.len()];
+        for p in 1..=5 {
+            let plan = &self.phases[p];
+            let start = if p == 1 { pre.next } else { 0 };
+            // the preamble's own rules (those deferred to their place among them) stay
+            for item in &plan[..start] {
+                if let Item::Rule(pr) = item {
+                    reached[pr.index] = true;
+                }
+            }
+            let mut seen = vec![false; plan.len()];
+            let mut todo = vec![start];
+            while let Some(i) = todo.pop() {
+                if i >= plan.len() || std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                let Item::Rule(pr) = plan[i] else {
+                    todo.push(i + 1);
+                    continue;
+                };
+                reached[pr.index] = true;
+                let jump = next_after_match(plan, i, pr, &self.rules[pr.index]);
+                match pr.settled.map(|s| &self.settled[s as usize]) {
+                    Some(None) => todo.push(i + 1),
+                    Some(Some(_)) => todo.push(jump),
+                    None => todo.extend([i + 1, jump]),
+                }
+            }
+        }
+        reached
+    }
+}
+
 /// Where a phase goes on after the rule at plan index `i` matched: its `skipAfter` marker, or
 /// past the `skip` count of rules that follow it.
 fn next_after_match(plan: &[Item], i: usize, pr: PlanRule, rule: &Rule) -> usize {
