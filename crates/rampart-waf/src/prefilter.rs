@@ -210,6 +210,9 @@ impl Prefilter {
     }
 }
 
+/// The largest Aho-Corasick DFA a group of phrase lists keeps (bytes).
+const PHRASE_DFA_MAX: usize = 8 << 20;
+
 /// Larger groups are split: past a few dozen patterns a set's lazy DFA grows faster than
 /// the scans it saves. (A member is one bit of a `u64` while scanning.)
 pub(crate) const MAX_GROUP: usize = 64;
@@ -373,11 +376,20 @@ fn build_matcher(kinds: &[Kind], folds: &[bool]) -> Option<Matcher> {
             members_of[i] |= 1 << slot;
         }
     }
-    let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .match_kind(aho_corasick::MatchKind::Standard)
-        .build(&phrases)
-        .ok()?;
+    // a DFA scans fastest, but grows with the phrases (tens of MB for CRS's largest lists):
+    // it is kept where it stays small, else the automaton picks its own form
+    let build = |kind| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .kind(kind)
+            .build(&phrases)
+            .ok()
+    };
+    let ac = match build(Some(aho_corasick::AhoCorasickKind::DFA)) {
+        Some(dfa) if dfa.memory_usage() <= PHRASE_DFA_MAX => dfa,
+        _ => build(None)?,
+    };
     Some(Matcher::Phrases { ac, members_of })
 }
 
