@@ -256,9 +256,11 @@ impl Word {
             let Some(room) = key.len().checked_sub(w.len()) else {
                 return false;
             };
-            // (keys are short and seldom hold a line break: a plain look for one first)
+            // (keys are short and seldom hold a line break: a look for one without branches
+            // first, cheaper than a search on a few dozen bytes)
+            let line_break = |s: &[u8]| s.iter().fold(false, |seen, &c| seen | (c == b'\n'));
             at(0)
-                || key[..room].contains(&b'\n')
+                || line_break(&key[..room])
                     && memchr::memchr_iter(b'\n', &key[..room]).any(|i| at(i + 1))
         } else {
             // candidates start where the word's first byte (either case) occurs
