@@ -794,6 +794,19 @@ SecRule ARGS "@rx \.\./X" "id:35,phase:1,pass,log,t:none,t:urlDecodeUni,t:lowerc
             assert_eq!(m("xyz"), [33]);
             assert_eq!(m("q"), [33]);
         }
+        // joined, the members share one haystack, where an output their steps make alike
+        // (31, 34 and 35 decode `..%2FX` to `../X`) is held once
+        assert_eq!(matched(&e, "/?a=bc&q=..%252FX", &[]), [31, 35]);
+        assert_eq!(
+            crate::transaction::last_own_haystacks().concat(),
+            b"2\n../X\n6\n../x\n"
+        );
+        // and a member counts only on the outputs of its own chain: `%31` decodes to `1`,
+        // which 33's pattern finds, but 33's chain makes a length of it
+        for first in ["", "a=bc&"] {
+            assert_eq!(found(&e, &format!("/?{first}q=%2531")), Vec::<u32>::new());
+            assert_eq!(found(&e, &format!("/?{first}q=x")), [33]);
+        }
     }
 
     /// A pattern found in any value would be reported by every scan: its rule stays out.

@@ -1153,13 +1153,13 @@ thread_local! {
     static JOINED: std::cell::RefCell<Joined> = std::cell::RefCell::default();
 }
 
-/// The chains' and `multiMatch` members' own haystacks of the last joined scan on this thread
-/// (each holds what a chain or member made of the values and needed a scan of its own; past
-/// that group's chains and members, an earlier group's may follow).
+/// The chains' own haystacks of the last joined scan on this thread, then the one the
+/// `multiMatch` members share (each holds what a chain or the members made of the values and
+/// needed a scan of its own; past that group's chains, an earlier group's may follow).
 #[cfg(test)]
 pub(crate) fn last_own_haystacks() -> Vec<Vec<u8>> {
     JOINED.with_borrow(|j| {
-        let own = j.own.iter().chain(&j.multi);
+        let own = j.own.iter().chain(std::iter::once(&j.multi));
         own.map(|(hay, _)| hay.clone()).collect()
     })
 }
@@ -1186,16 +1186,25 @@ fn scan_each(
     // each distinct output of the members' chains, with the members whose chain produces
     // it: most values come out of most chains unchanged, so one scan usually serves every
     // chain. What a chain makes of a value is kept for the other groups and the rules.
+    let mut steps: Vec<(Vec<u8>, u64)> = Vec::new();
     for v in vals {
         let (value, cacheable, have) = tcache.value_features(v);
+        steps.clear();
         for (bit, touch, chain) in &pf.multi {
             if bit & !hits != 0 && touch.is_none_or(|t| t & have != 0) {
                 apply_chain_steps(value, have, chain, |o| {
-                    if !pf.same_but_case(*bit, o, value) {
-                        hits |= pf.find(o, found) & bit;
+                    if pf.same_but_case(*bit, o, value) {
+                        return;
+                    }
+                    match steps.iter_mut().find(|(s, _)| s == o) {
+                        Some((_, members)) => *members |= bit,
+                        None => steps.push((o.to_vec(), *bit)),
                     }
                 });
             }
+        }
+        for (o, members) in &steps {
+            hits |= pf.find(o, found) & members;
         }
         if cacheable {
             for (c, (id, chain)) in pf.chains.iter().enumerate() {
@@ -1244,8 +1253,11 @@ pub(crate) struct Joined {
     changed_for: Vec<u64>,
     /// For each chain, its outputs that differ from their value.
     own: Vec<(Vec<u8>, Vec<usize>)>,
-    /// For each `multiMatch` member, what the steps of its chain make of the values.
-    multi: Vec<(Vec<u8>, Vec<usize>)>,
+    /// What the steps of the `multiMatch` members' chains make of the values, each distinct
+    /// output of a value once,
+    multi: (Vec<u8>, Vec<usize>),
+    /// with the members (one bit each) that leave it out: all but those whose steps made it.
+    multi_not_for: Vec<u64>,
 }
 
 /// [`Transaction::prefilter_scan`] on values joined by line breaks (what the patterns of a
@@ -1267,26 +1279,40 @@ fn scan_joined(
         changed_for,
         own,
         multi,
+        multi_not_for,
     } = joined;
     raw.0.clear();
     raw.1.clear();
     changed_for.clear();
     own.resize_with(pf.chains.len(), Default::default);
-    multi.resize_with(pf.multi.len(), Default::default);
     for (hay, ends) in own[..pf.chains.len()]
         .iter_mut()
-        .chain(&mut multi[..pf.multi.len()])
+        .chain(std::iter::once(&mut *multi))
     {
         hay.clear();
         ends.clear();
     }
+    multi_not_for.clear();
+    let all = pf.all_members();
     for v in vals {
         let (value, cacheable, have) = tcache.value_features(v);
-        for ((bit, touch, chain), hay) in pf.multi.iter().zip(multi.iter_mut()) {
+        // (members whose chains share steps, as CRS's decoding chains do, make the same
+        // outputs: each is scanned once, for all of them)
+        let first = multi_not_for.len();
+        for (bit, touch, chain) in &pf.multi {
             if touch.is_none_or(|t| t & have != 0) {
                 apply_chain_steps(value, have, chain, |o| {
-                    if !pf.same_but_case(*bit, o, value) {
-                        push_value(hay, o);
+                    if pf.same_but_case(*bit, o, value) {
+                        return;
+                    }
+                    let (hay, ends) = &*multi;
+                    let start = |k: usize| if k == 0 { 0 } else { ends[k - 1] + 1 };
+                    match (first..ends.len()).find(|&k| hay[start(k)..ends[k]] == *o) {
+                        Some(k) => multi_not_for[k] &= !bit,
+                        None => {
+                            push_value(multi, o);
+                            multi_not_for.push(all & !bit);
+                        }
                     }
                 });
             }
@@ -1310,20 +1336,14 @@ fn scan_joined(
         changed_for.push(changed);
     }
     hits |= pf.find_joined(&raw.0, &raw.1, changed_for, found);
-    let haystacks = own
-        .iter()
-        .zip(&pf.chain_members)
-        .map(|(hay, &members)| (members, hay))
-        .chain(
-            multi
-                .iter()
-                .zip(&pf.multi)
-                .map(|(hay, &(bit, _, _))| (bit, hay)),
-        );
-    for (members, (hay, ends)) in haystacks {
+    for (members, (hay, ends)) in own.iter().zip(&pf.chain_members).map(|(h, &m)| (m, h)) {
         if !hay.is_empty() && members & !hits != 0 {
             hits |= pf.find_joined(hay, ends, &[], found) & members;
         }
+    }
+    let multi_members = pf.multi.iter().fold(0, |bits, (bit, _, _)| bits | bit);
+    if !multi.0.is_empty() && multi_members & !hits != 0 {
+        hits |= pf.find_joined(&multi.0, &multi.1, multi_not_for, found) & multi_members;
     }
     hits
 }
