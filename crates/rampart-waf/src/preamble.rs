@@ -62,6 +62,9 @@ pub(crate) struct Matched {
     var: Vec<u8>,
     var_name: Vec<u8>,
     vars: Vec<Kv>,
+    /// For a settled rule's outcome: the same number as every equal outcome's, from 1 (CRS's
+    /// paranoia-level checks all leave `TX:detection_paranoia_level`); 0 for other states.
+    pub id: u32,
 }
 
 impl Matched {
@@ -71,11 +74,22 @@ impl Matched {
             var: st.matched_var.clone(),
             var_name: st.matched_var_name.clone(),
             vars: st.matched_vars[..st.matched_vars_len].to_vec(),
+            id: 0,
         }
     }
 
-    /// Puts them into `st`.
+    /// Whether both hold the same variables.
+    pub(crate) fn same_vars(&self, other: &Matched) -> bool {
+        (&self.var, &self.var_name, &self.vars) == (&other.var, &other.var_name, &other.vars)
+    }
+
+    /// Puts them into `st` (unless they are there already: an outcome equal to the one that
+    /// set them, with nothing set since).
     pub(crate) fn apply(&self, st: &mut TxData) {
+        if self.id != 0 && st.matched_from == self.id {
+            return;
+        }
+        st.matched_from = self.id;
         st.matched_var.clone_from(&self.var);
         st.matched_var_name.clone_from(&self.var_name);
         let n = self.vars.len();
@@ -110,6 +124,7 @@ impl TxSnapshot {
                 var: std::mem::take(&mut st.matched_var),
                 var_name: std::mem::take(&mut st.matched_var_name),
                 vars: std::mem::take(&mut st.matched_vars),
+                id: 0,
             },
         }
     }
@@ -561,6 +576,30 @@ SecRule TX:level "@eq 1" "id:18,phase:2,pass,log,msg:'logs'"
             let got = run_through_phase_2(&e, &[x], "/x");
             assert_eq!(got, run_through_phase_2(&plain, &[x], "/x"), "{x}");
             assert_eq!((ids(&got), got.1), (vec![11], Some(403)), "{x}");
+        }
+    }
+
+    /// Settled outcomes that leave the same `MATCHED_VAR*` share one id: the second is not
+    /// copied in again unless a match in between changed them.
+    #[test]
+    fn equal_settled_outcomes_are_applied_again_after_another_match() {
+        let rules = r#"SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.level=1"
+SecRule REQUEST_URI "@rx ." "id:2,phase:1,pass,nolog,setvar:tx.uri_seen=1"
+SecRule TX:level "@lt 2" "id:3,phase:1,pass,nolog"
+SecRule REQUEST_URI "@rx x" "id:4,phase:1,pass,nolog"
+SecRule TX:level "@lt 3" "id:5,phase:1,pass,nolog"
+SecRule MATCHED_VAR_NAME "@streq TX:level" "id:6,phase:1,pass,log,msg:'level'"
+"#;
+        let (e, plain) = engines(rules);
+        assert_eq!(settled_ids(&e), [3, 5]);
+        let ids: Vec<u32> = e.settled.iter().flatten().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 1]);
+        for uri in ["/x", "/y"] {
+            let got = run_through_phase_2(&e, &[], uri);
+            assert_eq!(got, run_through_phase_2(&plain, &[], uri), "{uri}");
+            // on /x, 4's match comes between 3 and 5: 5's outcome is put back
+            assert_eq!(got.0, [(6, "level".to_string())], "{uri}");
         }
     }
 

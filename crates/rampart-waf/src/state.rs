@@ -96,6 +96,9 @@ pub(crate) struct TxData {
     /// for the next matches, not freed).
     pub matched_vars: Vec<Kv>,
     pub matched_vars_len: usize,
+    /// Which settled rule's outcome (its [`crate::preamble::Matched`]'s id) set the
+    /// `MATCHED_VAR*` above, 0 when anything else did: the same outcome again copies nothing.
+    pub matched_from: u32,
     pub resp_status: Vec<u8>,
     pub resp_protocol: Vec<u8>,
     pub resp_headers: Vec<Kv>,

@@ -326,7 +326,12 @@ impl WafEngine {
             }
         }
         drop(t);
-        for (p, i, outcome) in settled {
+        for (p, i, mut outcome) in settled {
+            if let Some(m) = &mut outcome {
+                let earlier = self.settled.iter().flatten().find(|e| e.same_vars(m));
+                let ids = self.settled.iter().flatten().map(|e| e.id);
+                m.id = earlier.map_or_else(|| ids.max().unwrap_or(0) + 1, |e| e.id);
+            }
             if let Item::Rule(pr) = &mut self.phases[p][i] {
                 pr.settled = Some(self.settled.len() as u32);
                 self.settled.push(outcome);
@@ -958,6 +963,7 @@ impl<'e> Transaction<'e> {
         // the hits become MATCHED_VARS; the previous ones' buffers serve the next rule
         std::mem::swap(&mut self.hit_bufs, &mut self.st.matched_vars);
         self.st.matched_vars_len = nhits;
+        self.st.matched_from = 0;
         true
     }
 
@@ -1477,6 +1483,7 @@ impl Transaction<'_> {
             self.st.matched_var.clear();
             self.st.matched_var_name.clear();
             self.st.matched_vars_len = 0;
+            self.st.matched_from = 0;
             self.st.rule_id = 0;
             self.phase1_start = 0;
         }
