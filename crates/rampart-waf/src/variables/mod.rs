@@ -510,8 +510,13 @@ pub(crate) type Values<'a> = smallvec::SmallVec<[VarValue<'a>; 32]>;
 pub(crate) fn collect<'a>(st: &'a TxData, t: &Target, excl: &[&Target], out: &mut Values<'a>) {
     let start = out.len();
     let name = t.name;
+    // (most targets take every key and have no exclusion: one test per key then)
+    let excluding = excl.iter().any(|e| e.var == t.var);
+    let every = matches!(t.sel, Selector::All) && !excluding;
     let kept = |key: &[u8]| -> bool {
-        t.sel.matches(key) && !excl.iter().any(|e| e.var == t.var && e.sel.matches(key))
+        every
+            || t.sel.matches(key)
+                && !(excluding && excl.iter().any(|e| e.var == t.var && e.sel.matches(key)))
     };
     let kv = |out: &mut Values<'a>, list: &'a [(Vec<u8>, Vec<u8>)], names: bool| {
         for (k, v) in list {
