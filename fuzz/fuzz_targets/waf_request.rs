@@ -2,9 +2,10 @@
 //! A request through a rule set that reads every body processor's output: the content type
 //! picks URLENCODED, MULTIPART, JSON or XML; the bytes are the body, the URI and a header.
 //! The rule set holds prefilter groups (anchored patterns and phrases across chains, with
-//! `multiMatch` members, chains that change case) and a preamble (setup rules that read only
-//! TX, around body-processor rules, and later rules its state settles): the rules that match
-//! must be the same with and without the prefilter and the preamble.
+//! `multiMatch` members, two of them sharing steps, chains that change case) and a preamble
+//! (setup rules that read only TX, around body-processor rules, and later rules its state
+//! settles, two of them alike, with rules past a settled jump left out of the groups): the
+//! rules that match must be the same with and without the prefilter and the preamble.
 use std::sync::OnceLock;
 
 use rampart_waf::{ConnInfo, EngineOptions, RuleEngineMode, WafEngine};
@@ -30,6 +31,7 @@ SecRule ARGS "@rx h$" "id:12,phase:2,pass,log,t:none,t:lowercase"
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ab cd" "id:10,phase:2,pass,log,t:none,t:urlDecodeUni"
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@pm ef" "id:11,phase:2,pass,log,t:none,t:lowercase"
 SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx \.\./|^x%2e|Q$" "id:13,phase:2,pass,log,t:none,t:urlDecodeUni,t:lowercase,multiMatch"
+SecRule ARGS|REQUEST_COOKIES|REQUEST_HEADERS "@rx %2f|\.\./|Z$" "id:16,phase:2,pass,log,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch"
 SecRule ARGS|REQUEST_HEADERS "@pm %41b XY" "id:14,phase:2,pass,log,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch"
 SecRule ARGS|REQUEST_HEADERS "@pm ij" "id:15,phase:2,pass,log,t:none,t:removeWhitespace"
 SecRule TX:limit "@lt 2" "id:25,phase:2,pass,nolog,skipAfter:END-25"
@@ -39,6 +41,8 @@ SecRule TX:limit "@ge 3" "id:27,phase:2,pass,nolog,skipAfter:END-27"
 SecRule ARGS "@rx y" "id:28,phase:2,pass,log,t:none"
 SecMarker END-27
 SecRule MATCHED_VAR_NAME "@streq TX:limit" "id:29,phase:2,pass,log"
+SecRule TX:limit "@ge 2" "id:30,phase:2,pass,nolog"
+SecRule MATCHED_VAR_NAME "@streq TX:limit" "id:31,phase:2,pass,log"
 "#;
 
 /// The engine with the prefilter and the preamble (`[0]`) and without either (`[1]`).

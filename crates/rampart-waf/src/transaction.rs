@@ -338,9 +338,7 @@ impl WafEngine {
             }
         }
     }
-}
 
-impl WafEngine {
     /// Which rules (indexes into `rules`) a transaction that starts from the preamble may
     /// evaluate, following each phase's plan: a settled rule goes on where its outcome goes,
     /// any other rule both past itself and to where its match jumps. Rules a settled jump
