@@ -79,6 +79,20 @@ impl Macro {
         })
     }
 
+    /// Appends the expansion against the transaction to `out`.
+    pub(crate) fn expand_into(&self, st: &TxData, out: &mut Vec<u8>) {
+        for p in &self.parts {
+            match p {
+                Part::Lit(l) => out.extend_from_slice(l),
+                Part::Var(t) => {
+                    if let Some(v) = first_value(st, t) {
+                        out.extend_from_slice(&v);
+                    }
+                }
+            }
+        }
+    }
+
     /// Expands against the transaction.
     pub(crate) fn expand<'a>(&'a self, st: &'a TxData) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
@@ -96,16 +110,7 @@ impl Macro {
                     })
                     .sum();
                 let mut out = Vec::with_capacity(lits + 32);
-                for p in parts {
-                    match p {
-                        Part::Lit(l) => out.extend_from_slice(l),
-                        Part::Var(t) => {
-                            if let Some(v) = first_value(st, t) {
-                                out.extend_from_slice(&v);
-                            }
-                        }
-                    }
-                }
+                self.expand_into(st, &mut out);
                 Cow::Owned(out)
             }
         }

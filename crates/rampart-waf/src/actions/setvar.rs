@@ -6,6 +6,13 @@ use crate::error::CompileError;
 use crate::macros::Macro;
 use crate::state::{TxData, parse_int, set_tx_value};
 
+thread_local! {
+    /// Expanded keys and values of `setvar`, kept by each thread from one to the next (the
+    /// map keeps its own copy of what it stores).
+    static EXPANDED_KEY: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::default();
+    static EXPANDED_VALUE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::default();
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum SetOp {
     Set(Macro),
@@ -89,36 +96,43 @@ impl SetVar {
         if !self.tx {
             return;
         }
-        let key = match &self.literal_key {
-            Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
-            None => {
-                let mut k = self.key.expand(st).into_owned();
+        match &self.literal_key {
+            Some(k) => self.apply(st, pinned, k),
+            // an expanded key (CRS 920450's `tx.header_name_920450_%{tx.0}`, once per header)
+            // is built in the thread's buffer: the map makes the one copy it keeps
+            None => EXPANDED_KEY.with_borrow_mut(|k| {
+                k.clear();
+                self.key.expand_into(st, k);
                 k.make_ascii_lowercase();
-                std::borrow::Cow::Owned(
-                    String::from_utf8(k)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                )
-            }
-        };
+                self.apply(st, pinned, &String::from_utf8_lossy(k))
+            }),
+        }
+    }
+
+    fn apply(&self, st: &mut TxData, pinned: &[(Arc<str>, Arc<[u8]>)], key: &str) {
         if pinned.iter().any(|(k, _)| **k == *key) {
             return;
         }
         match &self.op {
             SetOp::Delete => {
-                st.tx.remove(key.as_ref());
+                st.tx.remove(key);
             }
             SetOp::Set(v) => match v.literal() {
                 // a constant is copied into the variable's buffer when it exists
-                Some(lit) => match st.tx.get_mut(key.as_ref()) {
+                Some(lit) => match st.tx.get_mut(key) {
                     Some(slot) => set_tx_value(slot, lit),
-                    None => st.tx_insert(&key, lit),
+                    None => st.tx_insert(key, lit),
                 },
                 // (the expansion may read TX: it becomes the new value before TX changes)
                 None => {
-                    let v: Arc<[u8]> = Arc::from(&*v.expand(st));
-                    match st.tx.get_mut(key.as_ref()) {
+                    let v: Arc<[u8]> = EXPANDED_VALUE.with_borrow_mut(|b| {
+                        b.clear();
+                        v.expand_into(st, b);
+                        Arc::from(&b[..])
+                    });
+                    match st.tx.get_mut(key) {
                         Some(slot) => *slot = v,
-                        None => st.tx_insert_shared(&key, v),
+                        None => st.tx_insert_shared(key, v),
                     }
                 }
             },
@@ -133,14 +147,14 @@ impl SetVar {
                     }
                 };
                 let mut digits = itoa::Buffer::new();
-                match st.tx.get_mut(key.as_ref()) {
+                match st.tx.get_mut(key) {
                     Some(slot) => {
                         let n = digits.format(apply(parse_int(slot))).as_bytes();
                         set_tx_value(slot, n);
                     }
                     None => {
                         let n = digits.format(apply(0)).as_bytes();
-                        st.tx_insert(&key, n);
+                        st.tx_insert(key, n);
                     }
                 }
             }
