@@ -326,11 +326,16 @@ impl WafEngine {
             }
         }
         drop(t);
+        let mut ids = 0;
         for (p, i, mut outcome) in settled {
             if let Some(m) = &mut outcome {
-                let earlier = self.settled.iter().flatten().find(|e| e.same_vars(m));
-                let ids = self.settled.iter().flatten().map(|e| e.id);
-                m.id = earlier.map_or_else(|| ids.max().unwrap_or(0) + 1, |e| e.id);
+                m.id = match self.settled.iter().flatten().find(|e| e.same_vars(m)) {
+                    Some(earlier) => earlier.id,
+                    None => {
+                        ids += 1;
+                        ids
+                    }
+                };
             }
             if let Item::Rule(pr) = &mut self.phases[p][i] {
                 pr.settled = Some(self.settled.len() as u32);
