@@ -57,6 +57,7 @@ impl fmt::Display for LoadError {
 pub struct ValidatedConfig {
     config: Config,
     source: PathBuf,
+    text: String,
     warnings: Vec<ConfigError>,
     cors_origins: HashMap<String, Vec<OriginPattern>>,
 }
@@ -72,6 +73,11 @@ impl ValidatedConfig {
     /// The file this config was read from.
     pub fn source(&self) -> &Path {
         &self.source
+    }
+
+    /// The text this config was read from.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Things that are allowed but probably not what was meant.
@@ -147,6 +153,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ValidatedConfig, LoadError> {
     Ok(ValidatedConfig {
         config,
         source: path.to_owned(),
+        text: text.to_owned(),
         warnings,
         cors_origins,
     })

@@ -49,7 +49,8 @@ pub async fn run(
     for w in config.warnings() {
         tracing::warn!("{}: {}", config.source().display(), w);
     }
-    let config_path = config.source().to_path_buf();
+    // Watch before reading any certificate, and before announcing a listener.
+    let reloader = Reloader::watch(&config);
     let workers = worker_count();
     // One accepting socket per listener and worker (SO_REUSEPORT): the kernel spreads
     // connections, and each worker serves its own on one thread, so a request and its
@@ -96,7 +97,6 @@ pub async fn run(
     let runtime = Runtime::build(config, workers).map_err(|errs| errs.join("\n"))?;
     let acme = crate::acme::AcmeSet::new(&runtime.config)?;
     let tls = crate::tls::build_all(&runtime.config, &acme).map_err(|errs| errs.join("\n"))?;
-    let tls_files = crate::tls::watched_files(&runtime.config);
     let auth = crate::auth::AuthServer::open(&runtime.config).await?;
     if let (Some(a), Some(cfg)) = (&auth, &runtime.config.auth) {
         a.start_background(&runtime.config.shared.url, cfg.access_ttl.get())
@@ -177,13 +177,7 @@ pub async fn run(
         admin_stop.clone(),
     ));
 
-    spawn_reloader(
-        Arc::clone(&gateway),
-        config_path,
-        bound.clone(),
-        tls_files,
-        hangup,
-    );
+    reloader.start(Arc::clone(&gateway), bound.clone(), hangup);
     gateway.ready.store(true, Ordering::Release);
     on_ready(&bound);
 
@@ -353,108 +347,141 @@ impl Watched {
 
 /// Reloads on SIGHUP and when the config file changes; rebuilds the TLS configs when a
 /// certificate, key, CA bundle or CRL file changes. A bad file keeps what is running.
-fn spawn_reloader(
-    gateway: Arc<Gateway>,
+struct Reloader {
     path: PathBuf,
-    bound: Vec<(String, SocketAddr)>,
-    tls_files: BTreeSet<PathBuf>,
-    hangup: Option<tokio::signal::unix::Signal>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
-    let watch_tx = tx.clone();
-    let file_name = path.file_name().map(|f| f.to_os_string());
-    let tls_names: Arc<std::sync::Mutex<BTreeSet<OsString>>> = Arc::default();
-    let names = Arc::clone(&tls_names);
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
-        if matches!(ev.kind, notify::EventKind::Access(_)) {
-            return;
-        }
-        // Editors replace files and Kubernetes swaps symlinked folders: any change to the
-        // file, or to a hidden entry beside it, is worth a look.
-        for p in &ev.paths {
-            let Some(n) = p.file_name() else { continue };
-            let swapped = n.to_string_lossy().starts_with("..");
-            if swapped || Some(n.to_os_string()) == file_name {
-                let _ = watch_tx.send("file change");
+    watched: Watched,
+    tx: tokio::sync::mpsc::UnboundedSender<&'static str>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+}
+
+impl Reloader {
+    /// Watches the config file's folder and the folders of the TLS files. Called before any of
+    /// those files is read: a change from then on is queued until [`Reloader::start`], so a
+    /// rotation while the gateway starts is not lost.
+    fn watch(config: &ValidatedConfig) -> Reloader {
+        let path = config.source().to_path_buf();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        let watch_tx = tx.clone();
+        let file_name = path.file_name().map(|f| f.to_os_string());
+        let tls_names: Arc<std::sync::Mutex<BTreeSet<OsString>>> = Arc::default();
+        let names = Arc::clone(&tls_names);
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
             }
-            if swapped || names.lock().is_ok_and(|set| set.contains(n)) {
-                let _ = watch_tx.send(CERT_CHANGE);
-            }
-        }
-    });
-    let mut watched = Watched {
-        watcher: None,
-        dirs: BTreeSet::new(),
-        tls_names,
-    };
-    match watcher {
-        Ok(mut w) => {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    watched.dirs.insert(dir);
+            // Editors replace files and Kubernetes swaps symlinked folders: any change to the
+            // file, or to a hidden entry beside it, is worth a look.
+            for p in &ev.paths {
+                let Some(n) = p.file_name() else { continue };
+                let swapped = n.to_string_lossy().starts_with("..");
+                if swapped || Some(n.to_os_string()) == file_name {
+                    let _ = watch_tx.send("file change");
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP")
+                if swapped || names.lock().is_ok_and(|set| set.contains(n)) {
+                    let _ = watch_tx.send(CERT_CHANGE);
                 }
             }
-            watched.watcher = Some(w);
+        });
+        let mut watched = Watched {
+            watcher: None,
+            dirs: BTreeSet::new(),
+            tls_names,
+        };
+        match watcher {
+            Ok(mut w) => {
+                let dir = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf();
+                match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        watched.dirs.insert(dir);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP")
+                    }
+                }
+                watched.watcher = Some(w);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+        watched.add_tls_files(&crate::tls::watched_files(config));
+        // The config was read before its folder was watched: a change in between is queued.
+        if std::fs::read_to_string(&path).is_ok_and(|now| now != config.text()) {
+            let _ = tx.send("file change");
+        }
+        Reloader {
+            path,
+            watched,
+            tx,
+            rx,
         }
     }
-    watched.add_tls_files(&tls_files);
-    if let Some(mut hup) = hangup {
-        let tx = tx.clone();
+
+    /// Starts reloading: queued changes first, then SIGHUP, file changes and renewed ACME
+    /// certificates as they come.
+    fn start(
+        self,
+        gateway: Arc<Gateway>,
+        bound: Vec<(String, SocketAddr)>,
+        hangup: Option<tokio::signal::unix::Signal>,
+    ) {
+        let Reloader {
+            path,
+            watched,
+            tx,
+            mut rx,
+        } = self;
+        if let Some(mut hup) = hangup {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = tx.send("SIGHUP");
+                }
+            });
+        }
+        let certs_tx = tx.clone();
+        gateway.acme.start(Arc::new(move || {
+            let _ = certs_tx.send(CERT_CHANGE);
+        }));
         tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let _ = tx.send("SIGHUP");
+            let mut watched = watched;
+            let mut last_text: Option<String> = None;
+            while let Some(trigger) = rx.recv().await {
+                // Let a burst of writes settle, then read once.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut triggers = BTreeSet::from([trigger]);
+                while let Ok(t) = rx.try_recv() {
+                    triggers.insert(t);
+                }
+                let full = if triggers.contains("SIGHUP") {
+                    Some("SIGHUP")
+                } else if triggers.contains("file change") {
+                    Some("file change")
+                } else {
+                    None
+                };
+                if let Some(trigger) = full {
+                    let text = std::fs::read_to_string(&path).ok();
+                    if trigger == "SIGHUP" || text.is_none() || text != last_text {
+                        last_text = text;
+                        if reload(&gateway, &path, &bound, trigger) {
+                            let files = crate::tls::watched_files(&gateway.runtime.load().config);
+                            watched.add_tls_files(&files);
+                            continue;
+                        }
+                    }
+                }
+                if triggers.contains(CERT_CHANGE) || full == Some("SIGHUP") {
+                    reload_tls(&gateway);
+                }
             }
         });
     }
-    let certs_tx = tx.clone();
-    gateway.acme.start(Arc::new(move || {
-        let _ = certs_tx.send(CERT_CHANGE);
-    }));
-    tokio::spawn(async move {
-        let mut watched = watched;
-        let mut last_text: Option<String> = None;
-        while let Some(trigger) = rx.recv().await {
-            // Let a burst of writes settle, then read once.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let mut triggers = BTreeSet::from([trigger]);
-            while let Ok(t) = rx.try_recv() {
-                triggers.insert(t);
-            }
-            let full = if triggers.contains("SIGHUP") {
-                Some("SIGHUP")
-            } else if triggers.contains("file change") {
-                Some("file change")
-            } else {
-                None
-            };
-            if let Some(trigger) = full {
-                let text = std::fs::read_to_string(&path).ok();
-                if trigger == "SIGHUP" || text.is_none() || text != last_text {
-                    last_text = text;
-                    if reload(&gateway, &path, &bound, trigger) {
-                        let files = crate::tls::watched_files(&gateway.runtime.load().config);
-                        watched.add_tls_files(&files);
-                        continue;
-                    }
-                }
-            }
-            if triggers.contains(CERT_CHANGE) || full == Some("SIGHUP") {
-                reload_tls(&gateway);
-            }
-        }
-    });
 }
 
 /// The trigger of a certificate-only reload.
