@@ -663,6 +663,9 @@ impl Syncer {
     async fn run(self, mut rx: mpsc::Receiver<BanOp>, poll: Duration) {
         let mut pending: Vec<BanOp> = Vec::new();
         let mut seen_version: Option<Option<String>> = None;
+        // The store held this node's writes at some point: finding no version after that
+        // means it lost its data.
+        let mut store_had_data = false;
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -680,6 +683,10 @@ impl Syncer {
             if !pending.is_empty() {
                 match self.push(&pending).await {
                     Ok(()) => {
+                        // The version moved; until it is read again, no version at all
+                        // means the store lost what was just written.
+                        store_had_data = true;
+                        seen_version = None;
                         for op in pending.drain(..) {
                             if let BanOp::Add { net, until_ms, .. } = op
                                 && let Some(mut e) = bans.bans.get_mut(&net)
@@ -710,7 +717,10 @@ impl Syncer {
             if seen_version.as_ref() == Some(&version) {
                 continue;
             }
-            if version.is_none() && matches!(seen_version, Some(Some(_))) {
+            if version.is_some() {
+                store_had_data = true;
+            }
+            if version.is_none() && store_had_data {
                 // The store lost its data (restart without persistence): share again what
                 // this node knows instead of forgetting every ban.
                 let now = bans.clock.unix_millis();
@@ -723,6 +733,7 @@ impl Syncer {
                     pending.push(op);
                 }
                 seen_version = None;
+                store_had_data = false;
                 continue;
             }
             let mut all = redis::cmd("HGETALL");
