@@ -392,6 +392,104 @@ async fn bans_survive_a_store_restart() {
     .await;
 }
 
+/// A TCP forwarder to the Redis on `target` that, on the first connection where a write
+/// (`INCRBY`) is followed by a version read (`GET`), wipes the store and cuts the connection
+/// instead of passing the read on: the store "restarts" between a node's push and its next
+/// look at the version. Every other connection and command passes through.
+/// Returns the port and whether that happened.
+async fn forwarder_losing_data_after_a_push(
+    target: u16,
+) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn has(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let done = Arc::new(AtomicBool::new(false));
+    let lost = Arc::clone(&done);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                let (mut from_client, to_client) = client.into_split();
+                let (from_server, mut to_server) = server.into_split();
+                let back = tokio::spawn(async move {
+                    let (mut r, mut w) = (from_server, to_client);
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut pushed = false;
+                loop {
+                    let n = match from_client.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk = &buf[..n];
+                    if !done.load(Ordering::SeqCst) {
+                        if has(chunk, b"\r\nINCR") {
+                            pushed = true;
+                        } else if pushed && has(chunk, b"\r\nGET\r\n") {
+                            done.store(true, Ordering::SeqCst);
+                            assert_eq!(cli(target, &["FLUSHALL"]).trim(), "OK");
+                            back.abort();
+                            return;
+                        }
+                    }
+                    if to_server.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                back.abort();
+            });
+        }
+    });
+    (port, lost)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_loses_data_right_after_a_push_gets_the_bans_again() {
+    need_redis!();
+    let redis = RedisProc::start(free_port(false), false);
+    let (via, lost) = forwarder_losing_data_after_a_push(redis.port).await;
+    let prefix = unique_prefix("banlost");
+    let o = StoreOptions {
+        retry_pause: Duration::from_millis(100),
+        ..opts(&prefix)
+    };
+    let a = Arc::new(Bans::new(BanPolicy::default()).unwrap());
+    let ip: IpAddr = "198.51.100.24".parse().unwrap();
+    // Placed before the sync starts: its first round pushes it, then reads the version,
+    // and the store loses everything in between.
+    a.ban(ip, Duration::from_secs(600), "before the loss")
+        .unwrap();
+    a.spawn_sync(
+        &format!("redis://127.0.0.1:{via}"),
+        o,
+        Duration::from_millis(100),
+    )
+    .unwrap()
+    .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the store loses its data",
+        || async { lost.load(std::sync::atomic::Ordering::SeqCst) },
+    )
+    .await;
+    let set_key = format!("{prefix}{{bans}}:set");
+    eventually(
+        Duration::from_secs(20),
+        "the node writes its ban again",
+        || async { cli(redis.port, &["HLEN", &set_key]).trim() == "1" },
+    )
+    .await;
+    assert!(a.is_banned(ip).is_some(), "the node kept its ban");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_store_is_probed_by_one_request_per_pause() {
     // Nothing listens on this port: every call fails. Time is a ManualClock, so the pause
