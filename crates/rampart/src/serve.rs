@@ -349,6 +349,9 @@ impl Watched {
 /// certificate, key, CA bundle or CRL file changes. A bad file keeps what is running.
 struct Reloader {
     path: PathBuf,
+    /// The config file's text as last read: a change event whose text equals it reloads
+    /// nothing (SIGHUP always does).
+    last_text: Option<String>,
     watched: Watched,
     tx: tokio::sync::mpsc::UnboundedSender<&'static str>,
     rx: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
@@ -410,12 +413,12 @@ impl Reloader {
             }
         }
         watched.add_tls_files(&crate::tls::watched_files(config));
-        // The config was read before its folder was watched: a change in between is queued.
-        if std::fs::read_to_string(&path).is_ok_and(|now| now != config.text()) {
-            let _ = tx.send("file change");
-        }
+        // The config was read before its folder was watched: one look at the file, queued
+        // now, catches a change in between.
+        let _ = tx.send("file change");
         Reloader {
             path,
+            last_text: Some(config.text().to_owned()),
             watched,
             tx,
             rx,
@@ -432,6 +435,7 @@ impl Reloader {
     ) {
         let Reloader {
             path,
+            mut last_text,
             watched,
             tx,
             mut rx,
@@ -450,7 +454,6 @@ impl Reloader {
         }));
         tokio::spawn(async move {
             let mut watched = watched;
-            let mut last_text: Option<String> = None;
             while let Some(trigger) = rx.recv().await {
                 // Let a burst of writes settle, then read once.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -469,7 +472,7 @@ impl Reloader {
                     let text = std::fs::read_to_string(&path).ok();
                     if trigger == "SIGHUP" || text.is_none() || text != last_text {
                         last_text = text;
-                        if reload(&gateway, &path, &bound, trigger) {
+                        if reload(&gateway, &path, last_text.as_deref(), &bound, trigger) {
                             let files = crate::tls::watched_files(&gateway.runtime.load().config);
                             watched.add_tls_files(&files);
                             continue;
@@ -520,8 +523,19 @@ fn reload_tls(gateway: &Gateway) {
 }
 
 /// Reloads the config file; true when the new one is running (TLS configs included).
-fn reload(gateway: &Gateway, path: &Path, bound: &[(String, SocketAddr)], trigger: &str) -> bool {
-    match rampart_config::load(path) {
+fn reload(
+    gateway: &Gateway,
+    path: &Path,
+    text: Option<&str>,
+    bound: &[(String, SocketAddr)],
+    trigger: &str,
+) -> bool {
+    // (the text just compared, not a second read that could differ from it)
+    let loaded = match text {
+        Some(text) => rampart_config::load_str(text, path),
+        None => rampart_config::load(path),
+    };
+    match loaded {
         Ok(config) => {
             for l in &config.listener {
                 let same = bound.iter().any(|(name, addr)| {
